@@ -1,0 +1,3 @@
+from coldstart.cli import main
+
+main()

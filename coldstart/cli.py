@@ -1,0 +1,280 @@
+"""The `coldstart` command: a thin Typer layer over the Python API. Only this module prints.
+
+Exit codes: 0 success, 1 bad input (data, model or config), 2 bad usage.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pandas as pd
+import typer
+
+from .config import Config, ConfigError
+from .data import DataError, load_dataset, load_features, load_ratings
+from .persist import ModelFormatError, read_metadata
+from .meta import StepReport
+from .recommender import ColdStartRecommender, NotFittedError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Meta-learned recommendations for users with a handful of ratings.")
+BAD_INPUT = (DataError, ConfigError, ModelFormatError, NotFittedError, ValueError, KeyError, FileNotFoundError)
+FORMATS = ("table", "csv", "json", "parquet")
+BUNDLED = Path(__file__).resolve().parents[1] / "data" / "ml-latest-small"
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes on stderr.")]
+ModelDir = Annotated[Path, typer.Option("--model", "-m", help="Model directory written by `coldstart fit`.")]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (format from --format or the "
+                                                "extension) instead of stdout.")]
+Format = Annotated[Optional[str], typer.Option("--format", "-f", help="table, csv, json or parquet.")]
+UserCol = Annotated[str, typer.Option("--user-col", help="Name of the user id column in RATINGS.")]
+ItemCol = Annotated[str, typer.Option("--item-col", help="Name of the item id column in RATINGS.")]
+RatingCol = Annotated[str, typer.Option("--rating-col", help="Name of the rating column (absent: implicit).")]
+TimeCol = Annotated[str, typer.Option("--time-col", help="Name of the timestamp column.")]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def setup_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s: %(message)s", force=True)
+
+
+@app.command()
+def fit(
+    ratings: Annotated[Optional[Path], typer.Argument(help="Ratings file or a known dataset folder (MovieLens, "
+                                                      "RecBole); default: the bundled MovieLens latest-small.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Model directory to write.")] = Path("model"),
+    items: Annotated[Optional[Path], typer.Option("--items", help="Item features file.")] = None,
+    users: Annotated[Optional[Path], typer.Option("--users", help="User features file.")] = None,
+    objective: Annotated[Optional[str], typer.Option(help="implicit (rank the catalogue) or rating.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Passes over the training users.")] = None,
+    inner_steps: Annotated[Optional[int], typer.Option(help="SGD steps of adaptation per user.")] = None,
+    first_order: Annotated[Optional[bool], typer.Option("--first-order/--second-order",
+                                                        help="FOMAML instead of full MAML.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of every random draw.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of config keys.")] = None,
+    user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
+    time_col: TimeCol = "timestamp", quiet: Quiet = False,
+) -> None:
+    """Meta-train a model on RATINGS and write it to --out."""
+    setup_logging(quiet)
+    try:
+        cfg = Config.from_toml(config) if config else Config()
+        flags = dict(objective=objective, epochs=epochs, inner_steps=inner_steps, first_order=first_order,
+                     device=device, seed=seed)
+        cfg = cfg.replace(**{k: v for k, v in flags.items() if v is not None})
+        dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
+                               item_col=item_col, rating_col=rating_col, time_col=time_col)
+        _note(quiet, f"fitting on {dataset.name}: {len(dataset.ratings):,} ratings, "
+                     f"{dataset.ratings['user_id'].nunique():,} users, {dataset.ratings['item_id'].nunique():,} items")
+        with _progress(quiet) as on_step:
+            rec = ColdStartRecommender(cfg).fit(dataset, on_step=on_step)
+        rec.save(out)
+    except BAD_INPUT as exc:
+        fail(_message(exc))
+    s = rec.summary_
+    _note(quiet, f"saved {out}: {s['tasks']:,} tasks in {s['seconds']:.1f}s ({s['tasks_per_s']:,.0f} tasks/s) "
+                 f"on {s['device']}; final query loss {s['epoch_query_loss'][-1]:.4f}")
+
+
+@app.command()
+def recommend(
+    model: ModelDir = Path("model"),
+    user: Annotated[Optional[list[str]], typer.Option("--user", help="A known user (repeatable): adapt on their "
+                                                      "logged ratings.")] = None,
+    ratings: Annotated[Optional[Path], typer.Option("--ratings", help="Support ratings of one or many new users.")
+                       ] = None,
+    rate: Annotated[Optional[list[str]], typer.Option("--rate", help="ITEM=RATING for one ad-hoc new user "
+                                                      "(repeatable); ITEM may be an exact title.")] = None,
+    users: Annotated[Optional[Path], typer.Option("--users", help="Features of the new users in --ratings.")] = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Items per user.")] = 10,
+    exclude_seen: Annotated[bool, typer.Option("--exclude-seen/--include-seen",
+                                               help="Leave out the items of the support set.")] = True,
+    output: Output = None, fmt: Format = None,
+    user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
+    quiet: Quiet = False,
+) -> None:
+    """Top-k items for known users, for a file of new users (one batched pass), or for one ad-hoc user."""
+    setup_logging(quiet)
+    if sum(x is not None and x != [] for x in (user, ratings, rate)) != 1:
+        fail("give exactly one of --user, --ratings or --rate", code=2)
+    try:
+        rec = ColdStartRecommender.load(model)
+        if user:
+            recs = rec.recommend_known(user, k=k, exclude_seen=exclude_seen)
+        else:
+            support = (_parse_rates(rec, rate) if rate else
+                       load_ratings(ratings, user_col=user_col, item_col=item_col, rating_col=rating_col))
+            feats = load_features(users, id_col=user_col, kind="user") if users else None
+            recs = rec.recommend(support, k=k, exclude_seen=exclude_seen, users=feats)
+        labels = rec.item_label(recs["item_id"].tolist())
+        _write(recs, output, fmt, labels=labels, label_name=rec.item_encoder_.label or "label")
+    except BAD_INPUT as exc:
+        fail(_message(exc))
+
+
+@app.command()
+def predict(
+    model: ModelDir = Path("model"),
+    ratings: Annotated[Path, typer.Option("--ratings", help="Support ratings: each user is adapted on its rows.")
+                       ] = ...,
+    pairs: Annotated[Path, typer.Option("--pairs", help="user_id, item_id pairs to score.")] = ...,
+    output: Output = None, fmt: Format = None, quiet: Quiet = False,
+) -> None:
+    """Predictions for (user, item) pairs, each user adapted on its support ratings."""
+    setup_logging(quiet)
+    try:
+        rec = ColdStartRecommender.load(model)
+        preds = rec.predict(load_ratings(ratings), _read_pairs(pairs))
+        _write(preds, output, fmt)
+    except BAD_INPUT as exc:
+        fail(_message(exc))
+
+
+@app.command()
+def info(model: ModelDir = Path("model")) -> None:
+    """What a model directory holds: sizes, config, training summary."""
+    try:
+        meta = read_metadata(model)
+    except BAD_INPUT as exc:
+        fail(_message(exc))
+    enc = [f"{f['name']} ({f['kind']})" for f in meta["item_encoder"]["fields"]]
+    uenc = [f"{f['name']} ({f['kind']})" for f in meta["user_encoder"]["fields"]]
+    lines = [f"model            {model}", f"format version   {meta['format_version']} "
+             f"(coldstart {meta['coldstart_version']})", f"items            {len(meta['items']):,}",
+             f"users            {len(meta['users']):,}", f"item features    {', '.join(enc) or '-'}",
+             f"user features    {', '.join(uenc) or '-'}", f"item labels      {meta['item_encoder']['label'] or '-'}",
+             f"rating scale     {meta['rating_stats']['min']:g} .. {meta['rating_stats']['max']:g} "
+             f"(mean {meta['rating_stats']['mean']:.3f})"]
+    lines += [f"config.{k:<15} {v}" for k, v in meta["config"].items()]
+    lines += [f"training.{k:<13} {v}" for k, v in meta["training"].items()]
+    typer.echo("\n".join(lines))
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+def _bundled() -> Path:
+    if not (BUNDLED / "ratings.csv").exists():
+        raise FileNotFoundError(f"the bundled data is not at {BUNDLED}: run from a checkout installed with "
+                                "`pip install -e .`, or give a RATINGS file")
+    return BUNDLED
+
+
+def _note(quiet: bool, message: str) -> None:
+    if not quiet:
+        typer.echo(message, err=True)
+
+
+def _message(exc: BaseException) -> str:
+    return exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+class _progress:
+    """A rich progress bar on a terminal (stderr); nothing in pipes or with --quiet."""
+
+    def __init__(self, quiet: bool):
+        self.enabled = not quiet and sys.stderr.isatty()
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        self.bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:,.0f} tasks/s"),
+                            TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+        self.bar.start()
+        self.task = None
+        return self.update
+
+    def update(self, r: StepReport) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task("fit", total=r.steps_per_epoch * r.epochs, epoch="", loss=0.0, rate=0.0)
+        self.bar.update(self.task, advance=1, epoch=f"{r.epoch + 1}/{r.epochs}", loss=r.loss, rate=r.tasks_per_s)
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+def _parse_rates(rec: ColdStartRecommender, rates: list[str]) -> pd.DataFrame:
+    """`ITEM=RATING` pairs of one ad-hoc user; ITEM is an id, or an exact / unambiguous title."""
+    rows = []
+    for text in rates:
+        item, sep, value = text.rpartition("=")
+        if not sep or not item:
+            raise ValueError(f"--rate {text!r}: expected ITEM=RATING, e.g. --rate 50=5")
+        try:
+            rating = float(value)
+        except ValueError:
+            raise ValueError(f"--rate {text!r}: expected a number after '=', found {value!r}") from None
+        rows.append({"user_id": "new-user", "item_id": _resolve_item(rec, item.strip()), "rating": rating})
+    return pd.DataFrame(rows)
+
+
+def _resolve_item(rec: ColdStartRecommender, item: str) -> str:
+    if item in rec.items_ or rec.item_labels_ is None:
+        return item
+    labels = pd.Series(rec.item_labels_)
+    exact = labels.index[labels == item]
+    found = exact if len(exact) else labels.index[labels.str.contains(item, case=False, regex=False)]
+    if len(found) == 1:
+        return rec.items_.ids([found[0]])[0]
+    if len(found) == 0:
+        raise ValueError(f"--rate: no item has the id or title {item!r}")
+    shown = "\n  ".join(f"{rec.items_.ids([i])[0]}: {labels[i]}" for i in found[:10])
+    raise ValueError(f"--rate: {item!r} matches {len(found)} titles; use one of these ids:\n  {shown}")
+
+
+def _read_pairs(path: Path) -> pd.DataFrame:
+    pairs = load_ratings(path)
+    return pairs[["user_id", "item_id"]]
+
+
+def _write(df: pd.DataFrame, output: Path | None, fmt: str | None, labels: list[str] | None = None,
+           label_name: str = "label") -> None:
+    """Write to --output atomically, else to stdout: a table on a terminal, CSV in a pipe."""
+    if fmt is not None and fmt not in FORMATS:
+        fail(f"--format: expected one of {', '.join(FORMATS)}, found {fmt!r}", code=2)
+    if output is None:
+        fmt = fmt or ("table" if sys.stdout.isatty() else "csv")
+        if fmt == "parquet":
+            fail("--format parquet needs --output FILE", code=2)
+        sys.stdout.write(_render(df, fmt, labels, label_name))
+        return
+    fmt = fmt or {".json": "json", ".parquet": "parquet", ".pq": "parquet", ".txt": "table"}.get(
+        output.suffix.lower(), "csv")
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent if str(output.parent) else ".")
+    os.close(fd)
+    try:
+        if fmt == "parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            Path(tmp).write_text(_render(df, fmt, labels, label_name))
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _render(df: pd.DataFrame, fmt: str, labels: list[str] | None, label_name: str) -> str:
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "json":
+        return df.to_json(orient="records", indent=1) + "\n"
+    table = df.assign(**{label_name: labels}) if labels is not None else df
+    with pd.option_context("display.max_rows", None, "display.max_colwidth", 60, "display.width", 200):
+        return table.to_string(index=False, float_format=lambda v: f"{v:.4f}") + "\n"

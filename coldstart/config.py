@@ -1,0 +1,121 @@
+"""Hyperparameters: one frozen dataclass, validated once, loadable from TOML."""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OBJECTIVES = ("implicit", "rating")
+ADAPT_MODES = ("head", "head+user", "last")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A hyperparameter has an illegal value or a config file has an unknown key."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every hyperparameter of coldstart, with its default.
+
+    The defaults are the configuration the README and the benchmarks speak of.
+    """
+
+    # --- what is learned -------------------------------------------------------------------------------------
+    objective: str = "implicit"  # "implicit": rank the catalogue (sampled softmax); "rating": regress ratings
+    embedding_dim: int = 32  # width of every id / feature-field embedding
+    hidden: tuple[int, ...] = (64, 32)  # widths of the MLP decision layers
+    use_item_ids: bool = True  # item-id embedding beside the item features (existing items are known)
+    pool_support: bool = True  # user input also holds the mean embedding of the user's support items
+    # --- inner loop (adaptation to one user) -----------------------------------------------------------------
+    adapt: str = "head"  # "head": all decision layers (MeLU's local update); "head+user": also the user vector;
+    #                      "last": only the output layer
+    inner_steps: int = 2  # SGD steps on the support set
+    inner_lr: float = 0.1  # SGD step size of the inner loop
+    first_order: bool = False  # FOMAML: treat the inner gradients as constants in the meta-gradient
+    # --- outer loop (meta-training) --------------------------------------------------------------------------
+    meta_lr: float = 3e-3  # Adam step size of the outer loop
+    weight_decay: float = 0.0  # Adam weight decay of the outer loop
+    meta_batch_size: int = 32  # users (tasks) per meta-step
+    epochs: int = 30  # passes over the training users
+    support_min: int = 1  # a training task's support size is drawn uniformly from [support_min, support_max]
+    support_max: int = 20
+    query_size: int = 32  # at most this many query interactions per training task
+    n_negatives: int = 512  # negatives per meta-batch for the sampled softmax ("implicit"); >= items: full softmax
+    # --- run ------------------------------------------------------------------------------------------------
+    seed: int = 0
+    device: str = "auto"
+    eval_batch_size: int = 256  # users scored at once by recommend / predict
+
+    def __post_init__(self) -> None:
+        _check_choice("objective", self.objective, OBJECTIVES)
+        _check_choice("adapt", self.adapt, ADAPT_MODES)
+        _check_choice("device", self.device, DEVICES)
+        for name in ("embedding_dim", "meta_batch_size", "epochs", "support_min", "support_max",
+                     "query_size", "n_negatives", "eval_batch_size"):
+            _check_range(name, getattr(self, name), low=1)
+        _check_range("inner_steps", self.inner_steps, low=0)
+        _check_range("seed", self.seed, low=0)
+        for name in ("inner_lr", "weight_decay"):
+            _check_range(name, getattr(self, name), low=0.0)
+        if not self.meta_lr > 0:
+            raise ConfigError(f"config field 'meta_lr': expected a number > 0, found {self.meta_lr!r}")
+        if self.support_max < self.support_min:
+            raise ConfigError(f"config field 'support_max': expected >= support_min ({self.support_min}), "
+                              f"found {self.support_max}")
+        hidden = tuple(self.hidden)
+        if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
+            raise ConfigError(f"config field 'hidden': expected a non-empty list of positive integers, "
+                              f"found {self.hidden!r}")
+        object.__setattr__(self, "hidden", hidden)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> Config:
+        """Build from a mapping; unknown keys are errors naming the source."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown config key(s) {', '.join(map(repr, unknown))}; "
+                              f"expected some of: {', '.join(sorted(known))}")
+        values = dict(values)
+        if "hidden" in values and isinstance(values["hidden"], list):
+            values["hidden"] = tuple(values["hidden"])
+        return cls(**values)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Config:
+        """Read a TOML file of config keys (top level, or under a `[coldstart]` table)."""
+        path = Path(path)
+        try:
+            values = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        return cls.from_dict(values.get("coldstart", values), source=str(path))
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"config field '{name}': expected one of {', '.join(choices)}, found {value!r}")
+
+
+def _check_range(name: str, value: Any, low: float) -> None:
+    is_int_field = isinstance(low, int)
+    ok_type = isinstance(value, int) if is_int_field else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or value < low:
+        kind = "an integer" if is_int_field else "a number"
+        raise ConfigError(f"config field '{name}': expected {kind} >= {low}, found {value!r}")
+
+
+__all__ = ["Config", "ConfigError", "OBJECTIVES", "ADAPT_MODES"]

@@ -1,0 +1,104 @@
+"""The outer loop: meta-training of the shared initialisation from the query losses of adapted users.
+
+Dimension letters: B users (tasks) per meta-batch, S support slots, Q query slots, M shared negatives.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .adapt import adapt, objective_loss
+from .config import Config
+from .features import EncodedFeatures, select_rows
+from .model import ColdStartNet
+from .tasks import TaskBatch, UserLog, sample_tasks
+
+log = logging.getLogger(__name__)
+
+USER_FEATURE_DROPOUT = 0.1  # share of training tasks shown without user features, as ad-hoc new users are
+
+
+@dataclass
+class StepReport:
+    """What a progress display needs after each meta-step."""
+
+    epoch: int
+    epochs: int
+    step: int
+    steps_per_epoch: int
+    loss: float
+    tasks_per_s: float
+
+
+def sample_negatives(n_items: int, n_negatives: int, rng: np.random.Generator) -> torch.Tensor:
+    """(M,) distinct item indices drawn uniformly; the whole catalogue when n_negatives >= n_items."""
+    if n_negatives >= n_items:
+        return torch.arange(n_items)
+    return torch.as_tensor(np.sort(rng.choice(n_items, n_negatives, replace=False)))
+
+
+def own_items(batch: TaskBatch) -> torch.Tensor:
+    """(B, S + Q) each user's support and query items, -1 in padded slots (never a negative)."""
+    return torch.cat([batch.support_items.masked_fill(~batch.support_mask, -1),
+                      batch.query_items.masked_fill(~batch.query_mask, -1)], dim=1)
+
+
+def task_losses(net: ColdStartNet, batch: TaskBatch, user_feats: EncodedFeatures, negatives: torch.Tensor,
+                config: Config, steps: int | None = None, first_order: bool | None = None) -> torch.Tensor:
+    """(B,) query losses after adapting each user on its support set; differentiable w.r.t. the net."""
+    steps = config.inner_steps if steps is None else steps
+    first_order = config.first_order if first_order is None else first_order
+    item_vecs = net.item_vectors()  # (I, Di)
+    user_vecs = net.user_vectors(user_feats, item_vecs, batch.support_items, batch.support_ratings,
+                                 batch.support_mask)  # (B, Du)
+    exclude = own_items(batch)  # (B, S + Q)
+    support_loss = objective_loss(net, config.objective, item_vecs, batch.support_items, batch.support_ratings,
+                                  batch.support_mask, negatives, exclude)
+    params = adapt(net.local_params(user_vecs), net.local_names(), support_loss, steps, config.inner_lr,
+                   first_order)
+    query_loss = objective_loss(net, config.objective, item_vecs, batch.query_items, batch.query_ratings,
+                                batch.query_mask, negatives, exclude)
+    return query_loss(params)
+
+
+def meta_train(net: ColdStartNet, user_log: UserLog, user_feats: EncodedFeatures, config: Config,
+               rng: np.random.Generator, device: torch.device,
+               on_step: Callable[[StepReport], None] | None = None) -> dict:
+    """Meta-train `net` in place (the only function that mutates it); returns a training summary."""
+    users = np.flatnonzero(user_log.lengths() >= 2)
+    if len(users) == 0:
+        raise ValueError("no user has 2 or more interactions: nothing to meta-train on")
+    n_items = net.item_bias.shape[0]
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.meta_lr, weight_decay=config.weight_decay)
+    steps_per_epoch = -(-len(users) // config.meta_batch_size)
+    start, n_tasks, losses = time.perf_counter(), 0, []
+    net.train()
+    for epoch in range(config.epochs):
+        epoch_losses = []
+        for step, chunk in enumerate(np.array_split(rng.permutation(users), steps_per_epoch)):
+            batch = sample_tasks(user_log, chunk, rng, config.support_min, config.support_max,
+                                 config.query_size).to(device)
+            blank = torch.as_tensor(rng.random(len(chunk)) < USER_FEATURE_DROPOUT, device=device)
+            feats = select_rows(user_feats, batch.users, blank)
+            negatives = sample_negatives(n_items, config.n_negatives, rng).to(device)
+            loss = task_losses(net, batch, feats, negatives, config).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            n_tasks += len(chunk)
+            epoch_losses.append(loss.item())
+            if on_step is not None:
+                on_step(StepReport(epoch, config.epochs, step, steps_per_epoch, epoch_losses[-1],
+                                   n_tasks / (time.perf_counter() - start)))
+        losses.append(float(np.mean(epoch_losses)))
+        log.info("epoch %d/%d query loss %.4f", epoch + 1, config.epochs, losses[-1])
+    net.eval()
+    seconds = time.perf_counter() - start
+    return {"epochs": config.epochs, "tasks": n_tasks, "seconds": round(seconds, 2),
+            "tasks_per_s": round(n_tasks / seconds, 1), "train_users": int(len(users)),
+            "epoch_query_loss": [round(v, 5) for v in losses]}

@@ -1,0 +1,142 @@
+"""The network: item/user embeddings (global) and an MLP decision head (adapted per user).
+
+Dimension letters: I items in the catalogue, B users, N items scored per user, S support slots, H hidden width,
+Di item-vector width, Du user-vector width, D embedding width.
+
+The head is written as a pure function of a dict of per-user parameters (leading dimension B), so that the inner
+loop can adapt B users at once with batched matmuls and differentiate through the steps (see adapt.py).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import Config
+from .features import PAD, EncodedFeatures, FeatureEncoder
+
+Params = dict[str, torch.Tensor]
+
+
+class FeatureEmbedding(nn.Module):
+    """Embeds encoded features: one embedding per token field (mean over a row's tokens), one linear map of the
+    numeric fields; the pieces are concatenated."""
+
+    def __init__(self, encoder: FeatureEncoder, dim: int):
+        super().__init__()
+        self.tables = nn.ModuleList(nn.Embedding(f.n_tokens, dim, padding_idx=PAD) for f in encoder.token_fields)
+        n_numeric = len(encoder.numeric_fields)
+        self.numeric = nn.Linear(n_numeric, dim) if n_numeric else None
+        self.out_dim = dim * (len(self.tables) + (1 if n_numeric else 0))
+
+    def forward(self, feats: EncodedFeatures) -> torch.Tensor:
+        parts = []
+        for table, tokens in zip(self.tables, feats.tokens):  # tokens (N, T)
+            weight = (tokens != PAD).float()  # (N, T)
+            summed = (table(tokens) * weight.unsqueeze(-1)).sum(1)  # (N, D)
+            parts.append(summed / weight.sum(1, keepdim=True).clamp(min=1.0))
+        if self.numeric is not None:
+            parts.append(self.numeric(feats.numeric))  # (N, D)
+        if not parts:
+            return feats.numeric.new_zeros((feats.numeric.shape[0], 0))
+        return torch.cat(parts, dim=1)
+
+
+class ColdStartNet(nn.Module):
+    """MeLU-style network. score(u, i) = head_u([item_vec(i), user_vec(u)]) + item_bias(i) (+ global mean)."""
+
+    def __init__(self, n_items: int, item_encoder: FeatureEncoder, user_encoder: FeatureEncoder,
+                 item_feats: EncodedFeatures, config: Config, global_mean: float = 0.0,
+                 rating_center: float = 0.0, rating_spread: float = 1.0):
+        super().__init__()
+        d = config.embedding_dim
+        self.config = config
+        self.item_ids = nn.Embedding(n_items, d) if config.use_item_ids else None
+        self.item_features = FeatureEmbedding(item_encoder, d)
+        self.user_features = FeatureEmbedding(user_encoder, d)
+        self.item_bias = nn.Parameter(torch.zeros(n_items))
+        self.register_buffer("global_mean", torch.tensor(float(global_mean)))  # score offset ("rating")
+        self.register_buffer("rating_center", torch.tensor(float(rating_center)))  # for support pooling
+        self.register_buffer("rating_spread", torch.tensor(float(rating_spread)))
+        for j, tokens in enumerate(item_feats.tokens):
+            self.register_buffer(f"item_tokens_{j}", tokens)
+        self.register_buffer("item_numeric", item_feats.numeric)
+        self.item_dim = self.item_features.out_dim + (d if self.item_ids is not None else 0)
+        self.user_dim = self.user_features.out_dim + (2 * self.item_dim if config.pool_support else 0)
+        if self.item_dim == 0:
+            raise ValueError("the model needs item ids or item features (config use_item_ids=False and no features)")
+        widths = [self.item_dim + self.user_dim, *config.hidden, 1]
+        self.head = nn.ParameterDict()
+        for j, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+            self.head[f"w{j}"] = nn.Parameter(torch.empty(fan_out, fan_in))
+            self.head[f"b{j}"] = nn.Parameter(torch.zeros(fan_out))
+        self.n_layers = len(widths) - 1
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Seeded initialisation (no global RNG): N(0, 0.1) embeddings, Kaiming-uniform head, zero biases."""
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith("head.w"):
+                    bound = math.sqrt(6.0 / p.shape[1])
+                    p.copy_(torch.rand(p.shape, generator=generator) * 2 * bound - bound)
+                elif name.startswith("head.b") or name == "item_bias" or name.endswith(".bias"):
+                    p.zero_()
+                else:
+                    p.copy_(torch.randn(p.shape, generator=generator) * 0.1)
+                    if "tables" in name:
+                        p[PAD] = 0.0
+
+    # --- global part (shared by all users) -------------------------------------------------------------------
+    def item_vectors(self) -> torch.Tensor:
+        """(I, Di) the vector of every item in the catalogue."""
+        tokens = [getattr(self, f"item_tokens_{j}") for j in range(len(self.item_features.tables))]
+        parts = [self.item_features(EncodedFeatures(tokens, self.item_numeric))]
+        if self.item_ids is not None:
+            parts.insert(0, self.item_ids.weight)
+        return torch.cat(parts, dim=1)
+
+    def user_vectors(self, user_feats: EncodedFeatures, item_vecs: torch.Tensor, support_items: torch.Tensor,
+                     support_ratings: torch.Tensor, support_mask: torch.Tensor) -> torch.Tensor:
+        """(B, Du) user features, plus (with pool_support) the mean vector of the support items and their mean
+        weighted by the centred rating."""
+        parts = [self.user_features(user_feats)]  # (B, Du_f)
+        if self.config.pool_support:
+            mask = support_mask.float()  # (B, S)
+            count = mask.sum(1, keepdim=True).clamp(min=1.0)  # (B, 1)
+            vecs = item_vecs[support_items] * mask.unsqueeze(-1)  # (B, S, Di)
+            centred = (support_ratings - self.rating_center) / self.rating_spread * mask  # (B, S)
+            parts.append(vecs.sum(1) / count)  # (B, Di)
+            parts.append((vecs * centred.unsqueeze(-1)).sum(1) / count)  # (B, Di)
+        return torch.cat(parts, dim=1)
+
+    # --- local part (adapted per user) -----------------------------------------------------------------------
+    def local_names(self) -> list[str]:
+        """Names of the parameters the inner loop adapts."""
+        head = [f"{p}{j}" for j in range(self.n_layers) for p in ("w", "b")]
+        if self.config.adapt == "last":
+            head = head[-2:]
+        return head + (["user"] if self.config.adapt == "head+user" else [])
+
+    def local_params(self, user_vecs: torch.Tensor) -> Params:
+        """Per-user copies (leading dimension B) of the adapted parameters, still connected to the initialisation."""
+        b = user_vecs.shape[0]
+        params = {name: p.unsqueeze(0).expand(b, *p.shape) for name, p in self.head.items()}  # (B, ...)
+        params["user"] = user_vecs  # (B, Du)
+        return params
+
+    def scores(self, params: Params, item_vecs: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        """(B, N) scores for each user of its own `items` (B, N), of items shared by all users (N,), or of the whole
+        catalogue when `items` is None (N = I)."""
+        w0 = params["w0"]  # (B, H, Di + Du)
+        w_item, w_user = w0[:, :, : self.item_dim], w0[:, :, self.item_dim:]
+        x = item_vecs if items is None else item_vecs[items]  # (I, Di), (N, Di) or (B, N, Di)
+        h = torch.matmul(x, w_item.transpose(1, 2))  # (B, N, H)
+        h = h + torch.bmm(params["user"].unsqueeze(1), w_user.transpose(1, 2))  # + (B, 1, H)
+        h = h + params["b0"].unsqueeze(1)
+        for j in range(1, self.n_layers):
+            h = torch.baddbmm(params[f"b{j}"].unsqueeze(1), F.relu(h), params[f"w{j}"].transpose(1, 2))
+        out = h.squeeze(-1)  # (B, N)
+        bias = self.item_bias if items is None else self.item_bias[items]  # (I,), (N,) or (B, N)
+        return out + bias + self.global_mean

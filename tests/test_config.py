@@ -1,0 +1,31 @@
+"""Config validation names the field, the value and the legal range; files with unknown keys are errors."""
+from __future__ import annotations
+
+import pytest
+
+from coldstart.config import Config, ConfigError
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"objective": "ranking"}, "'objective': expected one of implicit, rating, found 'ranking'"),
+    ({"inner_steps": -1}, "'inner_steps': expected an integer >= 0, found -1"),
+    ({"meta_lr": 0.0}, "'meta_lr': expected a number > 0"),
+    ({"hidden": ()}, "'hidden'"),
+    ({"support_min": 5, "support_max": 2}, "'support_max': expected >= support_min"),
+    ({"epochs": 2.5}, "'epochs': expected an integer"),
+])
+def test_bad_values_are_named(change, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Config(**change)
+
+
+def test_toml_round_trip_and_unknown_keys(tmp_path):
+    good = tmp_path / "c.toml"
+    good.write_text('objective = "rating"\nhidden = [8, 4]\ninner_steps = 3\n')
+    cfg = Config.from_toml(good)
+    assert cfg.objective == "rating" and cfg.hidden == (8, 4) and cfg.inner_steps == 3
+    assert Config.from_dict(cfg.to_dict()) == cfg
+    bad = tmp_path / "bad.toml"
+    bad.write_text("inner_step = 3\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: unknown config key\(s\) 'inner_step'"):
+        Config.from_toml(bad)
