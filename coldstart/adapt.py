@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 
+from .config import Config
 from .model import ColdStartNet, Params
 
 LossFn = Callable[[Params], torch.Tensor]  # params -> (B,) per-user losses
@@ -72,10 +73,12 @@ def adapt_detached(params: Params, names: list[str], loss_fn: LossFn, steps: int
     return {k: v.detach() for k, v in adapted.items()}
 
 
-def objective_loss(net: ColdStartNet, objective: str, item_vecs: torch.Tensor, items: torch.Tensor,
+def objective_loss(net: ColdStartNet, config: Config, item_vecs: torch.Tensor, items: torch.Tensor,
                    ratings: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor,
                    exclude: torch.Tensor) -> LossFn:
-    """The per-user loss of `objective` on the item sets `items` (B, S), as a function of the parameters."""
-    if objective == "rating":
+    """The per-user loss of `config.objective` on the item sets `items` (B, S), as a function of the parameters."""
+    if config.objective == "rating":
         return lambda p: rating_loss(net, p, item_vecs, items, ratings, mask)
+    if config.positive_rating is not None:
+        mask = mask & (ratings >= config.positive_rating)
     return lambda p: softmax_loss(net, p, item_vecs, items, mask, negatives, exclude)

@@ -15,7 +15,9 @@ import pandas as pd
 import typer
 
 from .config import Config, ConfigError
-from .data import DataError, load_dataset, load_features, load_ratings
+from .data import DataError, load_features, load_ratings
+from .evaluate import Protocol, default_systems, format_table, run_evaluation, write_report
+from .formats import load_dataset
 from .persist import ModelFormatError, read_metadata
 from .meta import StepReport
 from .recommender import ColdStartRecommender, NotFittedError
@@ -146,6 +148,47 @@ def predict(
 
 
 @app.command()
+def evaluate(
+    ratings: Annotated[Optional[Path], typer.Argument(help="Ratings file or known dataset folder; default: the "
+                                                      "bundled MovieLens latest-small.")] = None,
+    items: Annotated[Optional[Path], typer.Option("--items", help="Item features file.")] = None,
+    users: Annotated[Optional[Path], typer.Option("--users", help="User features file.")] = None,
+    shots: Annotated[str, typer.Option(help="Support sizes, comma-separated.")] = "1,3,5,10",
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Length of the ranked lists.")] = 10,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for report.csv/json/png and the split.")
+                      ] = Path("evaluation"),
+    new_fraction: Annotated[float, typer.Option(help="Share of users (the newest) held out as new users.")] = 0.2,
+    threshold: Annotated[float, typer.Option(help="Query ratings >= this are relevant (implicit data: all).")
+                         ] = 4.0,
+    objective: Annotated[Optional[str], typer.Option(help="implicit or rating.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Passes over the training users.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the split and of every model.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of config keys.")] = None,
+    user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
+    time_col: TimeCol = "timestamp", quiet: Quiet = False,
+) -> None:
+    """The cold-start protocol: coldstart and the baselines on the same split, one report."""
+    setup_logging(quiet)
+    try:
+        cfg = Config.from_toml(config) if config else Config()
+        flags = dict(objective=objective, epochs=epochs, device=device, seed=seed)
+        cfg = cfg.replace(**{k_: v for k_, v in flags.items() if v is not None})
+        protocol = Protocol(shots=_int_list(shots, "--shots"), k=k, new_fraction=new_fraction,
+                            threshold=threshold, seed=cfg.seed)
+        dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
+                               item_col=item_col, rating_col=rating_col, time_col=time_col)
+        with _progress(quiet) as on_step:
+            report = run_evaluation(dataset, cfg, protocol, default_systems(cfg, on_step),
+                                    on_progress=lambda m: _note(quiet, m))
+        files = write_report(report, output)
+    except BAD_INPUT as exc:
+        fail(_message(exc))
+    typer.echo(format_table(report))
+    _note(quiet, "wrote " + ", ".join(str(f) for f in files))
+
+
+@app.command()
 def info(model: ModelDir = Path("model")) -> None:
     """What a model directory holds: sizes, config, training summary."""
     try:
@@ -166,6 +209,13 @@ def info(model: ModelDir = Path("model")) -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option}: expected comma-separated integers such as 1,3,5,10, found {text!r}") from None
+
+
 def _bundled() -> Path:
     if not (BUNDLED / "ratings.csv").exists():
         raise FileNotFoundError(f"the bundled data is not at {BUNDLED}: run from a checkout installed with "
@@ -201,7 +251,7 @@ class _progress:
         return self.update
 
     def update(self, r: StepReport) -> None:
-        if self.task is None:
+        if self.task is None or (r.epoch == 0 and r.step == 0):  # a new fit starts a new bar
             self.task = self.bar.add_task("fit", total=r.steps_per_epoch * r.epochs, epoch="", loss=0.0, rate=0.0)
         self.bar.update(self.task, advance=1, epoch=f"{r.epoch + 1}/{r.epochs}", loss=r.loss, rate=r.tasks_per_s)
 

@@ -10,6 +10,7 @@ from typing import Any
 OBJECTIVES = ("implicit", "rating")
 ADAPT_MODES = ("head", "head+user", "last")
 DEVICES = ("auto", "cpu", "cuda")
+TASK_SPLITS = ("random", "time")
 
 
 class ConfigError(ValueError):
@@ -43,6 +44,8 @@ class Config:
     support_min: int = 1  # a training task's support size is drawn uniformly from [support_min, support_max]
     support_max: int = 20
     query_size: int = 32  # at most this many query interactions per training task
+    task_split: str = "random"  # training support: "random" subset, or "time": each user's first interactions
+    positive_rating: float | None = None  # "implicit" on rated data: only ratings >= this count as positives
     n_negatives: int = 512  # negatives per meta-batch for the sampled softmax ("implicit"); >= items: full softmax
     # --- run ------------------------------------------------------------------------------------------------
     seed: int = 0
@@ -53,6 +56,7 @@ class Config:
         _check_choice("objective", self.objective, OBJECTIVES)
         _check_choice("adapt", self.adapt, ADAPT_MODES)
         _check_choice("device", self.device, DEVICES)
+        _check_choice("task_split", self.task_split, TASK_SPLITS)
         for name in ("embedding_dim", "meta_batch_size", "epochs", "support_min", "support_max",
                      "query_size", "n_negatives", "eval_batch_size"):
             _check_range(name, getattr(self, name), low=1)

@@ -1,4 +1,7 @@
-"""Reading interaction logs and side features: CSV/TSV/Parquet, MovieLens, RecBole; validation; IdMap.
+"""Reading and validating interaction logs and side features; the `Dataset` container; IdMap (ids <-> indices).
+
+Generic readers for CSV/TSV/Parquet and RecBole atomic files, compressed (`.gz`/`.zip`/...) or on stdin, plus the
+validation every layout shares. Known dataset layouts (MovieLens, RecBole folders, Last.fm) live in `formats.py`.
 
 Every reader returns DataFrames whose ids are strings (`"007"` stays `"007"`) and reports bad input as a
 `DataError` naming the file, the line (the header is line 1) or column, what was expected and what was found.
@@ -9,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import io
 import logging
 import sys
@@ -28,15 +30,9 @@ USER, ITEM, RATING, TIME = "user_id", "item_id", "rating", "timestamp"
 RATING_COLUMNS = (USER, ITEM, RATING, TIME)
 _COMPRESSION = {".gz", ".zip", ".bz2", ".xz", ".zst"}
 _SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
-_RECBOLE = {".inter", ".item", ".user"}
+RECBOLE = {".inter", ".item", ".user"}  # suffixes of RecBole atomic files
 # Missing-value tokens of feature/extra columns; in id/rating/time columns only the empty field is missing.
 _NA_TOKENS = ["", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "null", "NULL", "None", "<NA>", "#N/A"]
-_ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
-                  "Sci-Fi", "Thriller", "War", "Western"]  # used when u.genre is absent
-_MOVIELENS_FILES = {"u.data", "u.item", "u.user", "ratings.dat", "movies.dat", "users.dat", "ratings.csv",
-                    "ratings.csv.gz", "movies.csv"}
-_LASTFM_FILES = {"user_artists.dat", "artists.dat"}
 
 
 class DataError(ValueError):
@@ -63,7 +59,9 @@ class Dataset:
     implicit: bool = False
 
 
-class _Columns(NamedTuple):
+class Columns(NamedTuple):
+    """The source column names of a ratings table (`load_ratings`'s `*_col` arguments)."""
+
     user: str = USER
     item: str = ITEM
     rating: str = RATING
@@ -90,7 +88,7 @@ def _read_csv(src: Path | io.IOBase, name: str, *, sep: str, text_cols: Iterable
               names: list[str] | None = None, quoting: int = csv.QUOTE_MINIMAL) -> pd.DataFrame:
     """Read delimited text; `text_cols` stay str (only "" is missing); blank lines become NaN rows."""
     opts = {"sep": sep, "quoting": quoting, "header": None if names else 0, "names": names}
-    header = list(names) if names else _header(src, name, sep=sep, quoting=quoting)
+    header = list(names) if names else read_header(src, name, sep=sep, quoting=quoting)
     text_cols = set(text_cols)
     na = {c: [""] if c in text_cols else _NA_TOKENS for c in header}
     with _wrap_errors(name, sep):
@@ -98,8 +96,8 @@ def _read_csv(src: Path | io.IOBase, name: str, *, sep: str, text_cols: Iterable
                            na_values=na, skip_blank_lines=False, **opts)
 
 
-def _header(src: Path | io.IOBase, name: str, *, sep: str, quoting: int = csv.QUOTE_MINIMAL,
-            ) -> list[str]:
+def read_header(src: Path | io.IOBase, name: str, *, sep: str, quoting: int = csv.QUOTE_MINIMAL,
+                ) -> list[str]:
     """The column names of delimited text (rewinding a buffer afterwards)."""
     with _wrap_errors(name, sep):
         columns = list(pd.read_csv(src, sep=sep, quoting=quoting, nrows=0).columns)
@@ -141,7 +139,7 @@ def _sniff(path: Path) -> str:
 def _read_recbole(path: Path, text_cols: Iterable[str], name: str) -> tuple[pd.DataFrame, _Source]:
     """Read a RecBole atomic file: drop `:type` from names, join token_seq by `|` (titles keep spaces)."""
     src = _Source(name)
-    typed = _header(path, src.name, sep="\t", quoting=csv.QUOTE_NONE)
+    typed = read_header(path, src.name, sep="\t", quoting=csv.QUOTE_NONE)
     names = [c.partition(":")[0] for c in typed]
     types = dict(zip(names, (c.partition(":")[2] for c in typed), strict=True))
     text = [t for t, n in zip(typed, names, strict=True) if n in text_cols or types[n] != "float"]
@@ -165,8 +163,8 @@ def _token_seq(values: pd.Series) -> pd.Series:
     return values.str.strip().str.replace(r"\s+", "|", regex=True)
 
 
-def _read_any(path: str | Path, text_cols: Iterable[str], name: str | None = None,
-              ) -> tuple[pd.DataFrame, _Source]:
+def read_any(path: str | Path, text_cols: Iterable[str], name: str | None = None,
+             ) -> tuple[pd.DataFrame, _Source]:
     """Read CSV/TSV/Parquet/RecBole by extension (`-` is CSV on stdin); compressed text is read as it is."""
     if str(path) == "-":
         name = name or "<stdin>"
@@ -180,14 +178,14 @@ def _read_any(path: str | Path, text_cols: Iterable[str], name: str | None = Non
     fmt = suffixes[-1] if suffixes else ""
     if fmt in (".parquet", ".pq"):
         return _read_parquet(path, name), _Source(name, "row", 1)
-    if fmt in _RECBOLE:
+    if fmt in RECBOLE:
         return _read_recbole(path, text_cols, name)
     sep = _SEPARATORS.get(fmt) or _sniff(path)
     return _read_csv(path, name, sep=sep, text_cols=text_cols), _Source(name)
 
 
-def _read_known(path: Path, *, sep: str, text_cols: Iterable[str], names: list[str] | None = None,
-                ) -> tuple[pd.DataFrame, _Source]:
+def read_known(path: Path, *, sep: str, text_cols: Iterable[str], names: list[str] | None = None,
+               ) -> tuple[pd.DataFrame, _Source]:
     """Read a file of a known layout: UTF-8 or else latin-1, no quoting, `::` allowed as separator."""
     raw = path.read_bytes()
     try:
@@ -275,7 +273,7 @@ def _drop_duplicates(ratings: pd.DataFrame, src: _Source) -> tuple[pd.DataFrame,
     return ratings.loc[np.sort(ordered.index[keep])], dropped
 
 
-def _standardize_ratings(raw: pd.DataFrame, src: _Source, cols: _Columns) -> pd.DataFrame:
+def standardize_ratings(raw: pd.DataFrame, src: _Source, cols: Columns) -> pd.DataFrame:
     """Validate a raw ratings table and rename it to the standard columns (see `load_ratings`)."""
     _require(raw, src, cols.user, "--user-col")
     _require(raw, src, cols.item, "--item-col")
@@ -297,7 +295,7 @@ def _standardize_ratings(raw: pd.DataFrame, src: _Source, cols: _Columns) -> pd.
     return out
 
 
-def _standardize_features(raw: pd.DataFrame, src: _Source, id_col: str, kind: str) -> pd.DataFrame:
+def standardize_features(raw: pd.DataFrame, src: _Source, id_col: str, kind: str) -> pd.DataFrame:
     """Validate a side-feature table: ids present and unique, id column first as `item_id`/`user_id`."""
     target = f"{kind}_id"
     _require(raw, src, id_col, f"--{kind}-col")
@@ -337,9 +335,9 @@ def load_ratings(path: str | Path, *, user_col: str = USER, item_col: str = ITEM
     Raises:
         DataError: the file is missing, empty, lacks an id column or holds an empty id or a bad rating/time.
     """
-    cols = _Columns(user_col, item_col, rating_col, time_col)
-    raw, src = _read_any(path, text_cols=cols, name=name)
-    return _standardize_ratings(raw, src, cols)
+    cols = Columns(user_col, item_col, rating_col, time_col)
+    raw, src = read_any(path, text_cols=cols, name=name)
+    return standardize_ratings(raw, src, cols)
 
 
 def load_features(path: str | Path, *, id_col: str, kind: str) -> pd.DataFrame:
@@ -358,164 +356,8 @@ def load_features(path: str | Path, *, id_col: str, kind: str) -> pd.DataFrame:
     """
     if kind not in ("item", "user"):
         raise ValueError(f"kind must be 'item' or 'user', got {kind!r}")
-    raw, src = _read_any(path, text_cols=[id_col])
-    return _standardize_features(raw, src, id_col, kind)
-
-
-def load_dataset(path: str | Path, *, items: str | Path | None = None, users: str | Path | None = None,
-                 user_col: str = USER, item_col: str = ITEM, rating_col: str = RATING,
-                 time_col: str = TIME) -> Dataset:
-    """Read ratings and side features from a known layout or a plain ratings file.
-
-    Known layouts (given the folder or a file in it): MovieLens 100K, 1M (and MeLU's `ml-1m-melu`), latest;
-    RecBole atomic files; HetRec Last.fm 2k. Anything else is read with `load_ratings`.
-
-    Args:
-        path: a ratings file, a folder of a known layout or one of its files, or `-` for CSV on stdin.
-        items: an item feature table (id column `item_col`) replacing the one found in the layout.
-        users: a user feature table (id column `user_col`) replacing the one found in the layout.
-        user_col: column names of a plain ratings file (and of RecBole/MovieLens CSV ratings).
-        item_col: see `user_col`.
-        rating_col: see `user_col`.
-        time_col: see `user_col`.
-
-    Raises:
-        DataError: any file is missing or invalid, or a folder has no known layout.
-    """
-    cols = _Columns(user_col, item_col, rating_col, time_col)
-    data = _load_known(Path(path), cols) if str(path) != "-" else None
-    if data is None:
-        ratings = load_ratings(path, user_col=user_col, item_col=item_col, rating_col=rating_col,
-                               time_col=time_col)
-        name = "stdin" if str(path) == "-" else Path(path).name.split(".")[0]
-        data = Dataset(ratings, name=name, implicit=ratings.attrs["implicit"])
-    if items is not None:
-        data = dataclasses.replace(data, items=load_features(items, id_col=item_col, kind="item"))
-    if users is not None:
-        data = dataclasses.replace(data, users=load_features(users, id_col=user_col, kind="user"))
-    return data
-
-
-# ---------------------------------------------------------------- known layouts
-
-
-def _load_known(path: Path, cols: _Columns) -> Dataset | None:
-    """The dataset of a known layout at `path` (a folder or one of its files), or None for a plain file."""
-    if path.is_file():
-        if path.name in _MOVIELENS_FILES | _LASTFM_FILES:
-            return _load_folder(path.parent, lastfm=path.name in _LASTFM_FILES, cols=cols)
-        recbole = path.suffix.lower() in _RECBOLE
-        return _load_recbole(path.with_suffix(".inter"), cols) if recbole else None
-    if not path.is_dir():
-        return None  # load_ratings reports the missing file
-    inters = sorted(path.glob("*.inter"))
-    if len(inters) > 1:
-        found = ", ".join(p.name for p in inters)
-        raise DataError(f"{path}: expected one RecBole .inter file, found {found}")
-    if inters:
-        return _load_recbole(inters[0], cols)
-    return _load_folder(path, lastfm=(path / "user_artists.dat").is_file(), cols=cols)
-
-
-def _load_folder(folder: Path, *, lastfm: bool, cols: _Columns) -> Dataset:
-    """A MovieLens (100K, 1M, MeLU's 1M, latest) or Last.fm folder."""
-    if lastfm:
-        return _load_lastfm(folder)
-    ratings = _first(folder, ("u.data", "ratings.dat", "ratings.csv", "ratings.csv.gz"))
-    if ratings is None:
-        found = sorted(p.name for p in folder.iterdir())
-        raise DataError(f"{folder}: expected a known layout (MovieLens u.data/ratings.dat/ratings.csv, "
-                        f"RecBole *.inter, Last.fm user_artists.dat), found {found}")
-    frame = _movielens_ratings(ratings, cols)
-    return Dataset(frame, _movielens_items(folder), _movielens_users(folder), folder.resolve().name,
-                   frame.attrs["implicit"])
-
-
-def _first(folder: Path, names: Sequence[str]) -> Path | None:
-    return next((folder / n for n in names if (folder / n).is_file()), None)
-
-
-def _movielens_ratings(path: Path, cols: _Columns) -> pd.DataFrame:
-    if path.name in ("u.data", "ratings.dat"):
-        sep = "\t" if path.name == "u.data" else "::"
-        raw, src = _read_known(path, sep=sep, text_cols=RATING_COLUMNS, names=list(RATING_COLUMNS))
-        return _standardize_ratings(raw, src, _Columns())
-    header = _header(path, str(path), sep=",")
-    if "userId" in header and "movieId" in header:  # MovieLens latest
-        cols = cols._replace(user="userId", item="movieId")
-    return load_ratings(path, user_col=cols.user, item_col=cols.item, rating_col=cols.rating,
-                        time_col=cols.time)
-
-
-def _movielens_users(folder: Path) -> pd.DataFrame | None:
-    path = _first(folder, ("u.user", "users.dat"))
-    if path is None:
-        return None
-    if path.name == "u.user":
-        names = [USER, "age", "gender", "occupation", "zip_code"]
-        raw, src = _read_known(path, sep="|", text_cols=[USER, "zip_code"], names=names)
-    else:  # ML-1M: gender before age; occupation is a code, i.e. a category
-        names = [USER, "gender", "age", "occupation", "zip_code"]
-        raw, src = _read_known(path, sep="::", text_cols=[USER, "occupation", "zip_code"], names=names)
-    return _standardize_features(raw, src, USER, "user")
-
-
-def _movielens_items(folder: Path) -> pd.DataFrame | None:
-    path = _first(folder, ("u.item", "movies.dat", "movies.csv"))
-    if path is None:
-        return None
-    if path.name == "u.item":
-        return _ml100k_items(path, _ml100k_genres(folder / "u.genre"))
-    if path.name == "movies.dat":
-        names = [ITEM, "title", "genres"]
-        raw, src = _read_known(path, sep="::", text_cols=names, names=names)
-    else:
-        raw, src = _read_any(path, text_cols=["movieId", "title", "genres"])
-        raw = raw.rename(columns={"movieId": ITEM})
-    raw["genres"] = raw["genres"].fillna("").replace("(no genres listed)", "")
-    raw["year"] = pd.to_numeric(raw["title"].str.extract(r"\((\d{4})\)\s*$")[0]).astype("float64")
-    return _standardize_features(raw, src, ITEM, "item")
-
-
-def _ml100k_genres(path: Path) -> list[str]:
-    if not path.is_file():
-        return _ML100K_GENRES
-    lines = path.read_text(encoding="latin-1").splitlines()
-    return [line.split("|")[0] for line in lines if line.strip()]
-
-
-def _ml100k_items(path: Path, genres: list[str]) -> pd.DataFrame:
-    """u.item: 19 genre flags → one `Action|Comedy` column, release date → numeric `year`; URL dropped."""
-    names = [ITEM, "title", "release_date", "video_date", "url", *genres]
-    raw, src = _read_known(path, sep="|", text_cols=[ITEM, "title", "release_date"], names=names)
-    flags = raw[genres].fillna(0).to_numpy(dtype=bool)  # (n_items, n_genres)
-    labels = np.array(genres, dtype=object)
-    raw["genres"] = ["|".join(labels[row]) for row in flags]
-    released = pd.to_datetime(raw["release_date"], format="%d-%b-%Y", errors="coerce")
-    raw["year"] = released.dt.year.astype("float64")
-    return _standardize_features(raw[[ITEM, "title", "genres", "year"]], src, ITEM, "item")
-
-
-def _load_recbole(inter: Path, cols: _Columns) -> Dataset:
-    """RecBole atomic files `<name>.inter` (+ `<name>.item`, `<name>.user`) beside each other."""
-    ratings = load_ratings(inter, user_col=cols.user, item_col=cols.item, rating_col=cols.rating,
-                           time_col=cols.time)
-    item_file, user_file = inter.with_suffix(".item"), inter.with_suffix(".user")
-    items = load_features(item_file, id_col=cols.item, kind="item") if item_file.is_file() else None
-    users = load_features(user_file, id_col=cols.user, kind="user") if user_file.is_file() else None
-    return Dataset(ratings, items, users, inter.stem, ratings.attrs["implicit"])
-
-
-def _load_lastfm(folder: Path) -> Dataset:
-    """HetRec 2011 Last.fm: play counts are implicit feedback (rating 1.0, `weight` kept); artists = items."""
-    raw, src = _read_known(folder / "user_artists.dat", sep="\t", text_cols=["userID", "artistID"])
-    ratings = _standardize_ratings(raw, src, _Columns("userID", "artistID"))
-    items = None
-    if (folder / "artists.dat").is_file():
-        raw, src = _read_known(folder / "artists.dat", sep="\t", text_cols=["id", "name"])
-        raw = raw.drop(columns=[c for c in raw.columns if c.lower().endswith("url")])
-        items = _standardize_features(raw, src, "id", "item")
-    return Dataset(ratings, items, None, folder.resolve().name, implicit=True)
+    raw, src = read_any(path, text_cols=[id_col])
+    return standardize_features(raw, src, id_col, kind)
 
 
 # ---------------------------------------------------------------- ids <-> indices

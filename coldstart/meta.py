@@ -57,11 +57,11 @@ def task_losses(net: ColdStartNet, batch: TaskBatch, user_feats: EncodedFeatures
     user_vecs = net.user_vectors(user_feats, item_vecs, batch.support_items, batch.support_ratings,
                                  batch.support_mask)  # (B, Du)
     exclude = own_items(batch)  # (B, S + Q)
-    support_loss = objective_loss(net, config.objective, item_vecs, batch.support_items, batch.support_ratings,
+    support_loss = objective_loss(net, config, item_vecs, batch.support_items, batch.support_ratings,
                                   batch.support_mask, negatives, exclude)
     params = adapt(net.local_params(user_vecs), net.local_names(), support_loss, steps, config.inner_lr,
                    first_order)
-    query_loss = objective_loss(net, config.objective, item_vecs, batch.query_items, batch.query_ratings,
+    query_loss = objective_loss(net, config, item_vecs, batch.query_items, batch.query_ratings,
                                 batch.query_mask, negatives, exclude)
     return query_loss(params)
 
@@ -82,7 +82,7 @@ def meta_train(net: ColdStartNet, user_log: UserLog, user_feats: EncodedFeatures
         epoch_losses = []
         for step, chunk in enumerate(np.array_split(rng.permutation(users), steps_per_epoch)):
             batch = sample_tasks(user_log, chunk, rng, config.support_min, config.support_max,
-                                 config.query_size).to(device)
+                                 config.query_size, in_time=config.task_split == "time").to(device)
             blank = torch.as_tensor(rng.random(len(chunk)) < USER_FEATURE_DROPOUT, device=device)
             feats = select_rows(user_feats, batch.users, blank)
             negatives = sample_negatives(n_items, config.n_negatives, rng).to(device)

@@ -4,6 +4,7 @@ Dimension letters: B users, I items in the catalogue, k items returned per user.
 """
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,9 +44,25 @@ class ColdStartRecommender:
     Learned state (after `fit` or `load`) ends in an underscore; `recommend` and `predict` never change it.
     """
 
+    name = "coldstart"
+
     def __init__(self, config: Config | None = None, **overrides):
         config = config or Config()
         self.config = config.replace(**overrides) if overrides else config
+
+    @property
+    def rating_predictor(self) -> bool:
+        """Whether `predict` returns ratings on the data's scale (objective "rating")."""
+        return self.config.objective == "rating"
+
+    def with_adaptation(self, inner_steps: int, inner_lr: float | None = None) -> ColdStartRecommender:
+        """A view of this fitted model that adapts new users with other inner-loop settings (shares the weights;
+        e.g. plain fine-tuning of a network trained without meta-learning)."""
+        self._check_fitted()
+        view = copy.copy(self)
+        view.config = self.config.replace(inner_steps=inner_steps,
+                                          inner_lr=self.config.inner_lr if inner_lr is None else inner_lr)
+        return view
 
     # --- fitting ---------------------------------------------------------------------------------------------
     def fit(self, ratings: pd.DataFrame | Dataset, items: pd.DataFrame | None = None,
@@ -188,7 +205,7 @@ class ColdStartRecommender:
             with torch.no_grad():
                 user_vecs = net.user_vectors(sub_feats, item_vecs, sub.support_items, sub.support_ratings,
                                              sub.support_mask)  # (b, Du)
-            loss = objective_loss(net, cfg.objective, item_vecs, sub.support_items, sub.support_ratings,
+            loss = objective_loss(net, cfg, item_vecs, sub.support_items, sub.support_ratings,
                                   sub.support_mask, negatives, own_items(sub))
             params = adapt_detached(net.local_params(user_vecs), net.local_names(), loss, cfg.inner_steps,
                                     cfg.inner_lr)

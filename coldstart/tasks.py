@@ -77,11 +77,12 @@ def pad_segments(seg: np.ndarray, pos: np.ndarray, values: list[np.ndarray], n_r
 
 
 def sample_tasks(log: UserLog, users: np.ndarray, rng: np.random.Generator, support_min: int,
-                 support_max: int, query_size: int) -> TaskBatch:
+                 support_max: int, query_size: int, in_time: bool = False) -> TaskBatch:
     """A random support/query split of each user's interactions, vectorised over users.
 
     Each user's support size is drawn uniformly from [support_min, min(support_max, n_u - 1)]; the query is up to
-    `query_size` of the remaining interactions. Users need at least 2 interactions.
+    `query_size` of the remaining interactions, drawn at random. The support is a random subset, or with `in_time`
+    the user's first interactions (as a new user's are). Users need at least 2 interactions.
     """
     starts, lengths = log.indptr[users], log.lengths()[users]  # (B,)
     assert (lengths >= 2).all(), "training tasks need users with at least 2 interactions"
@@ -91,7 +92,10 @@ def sample_tasks(log: UserLog, users: np.ndarray, rng: np.random.Generator, supp
     seg = np.repeat(np.arange(len(users)), lengths)  # (n,) batch row of each interaction
     offsets = np.arange(len(seg)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     rows = np.repeat(starts, lengths) + offsets  # (n,) rows in the log
-    order = np.lexsort((rng.random(len(seg)), seg))  # random order within each user
+    key = rng.random(len(seg))
+    if in_time:  # support slots first, in time order; the rest after them, at random
+        key = np.where(offsets < n_support[seg], offsets - len(seg), key)
+    order = np.lexsort((key, seg))  # random order within each user
     seg, rows = seg[order], rows[order]
     rank = offsets  # after sorting by seg, position within the segment is again 0..n_u-1
     is_support = rank < n_support[seg]

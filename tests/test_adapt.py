@@ -43,7 +43,7 @@ def support_setup(net, cfg, batch, feats, negatives):
     item_vecs = net.item_vectors()
     user_vecs = net.user_vectors(feats, item_vecs, batch.support_items, batch.support_ratings, batch.support_mask)
     exclude = own_items(batch)
-    loss = objective_loss(net, cfg.objective, item_vecs, batch.support_items, batch.support_ratings,
+    loss = objective_loss(net, cfg, item_vecs, batch.support_items, batch.support_ratings,
                           batch.support_mask, negatives, exclude)
     return item_vecs, net.local_params(user_vecs), loss
 
@@ -87,7 +87,7 @@ def test_batched_adaptation_equals_the_per_user_loop(objective):
     for u in range(N_USERS):
         one = {k: v[u:u + 1] for k, v in params.items()}
         exclude = own_items(batch)[u:u + 1]
-        loss_u = objective_loss(net, cfg.objective, item_vecs, batch.support_items[u:u + 1],
+        loss_u = objective_loss(net, cfg, item_vecs, batch.support_items[u:u + 1],
                                 batch.support_ratings[u:u + 1], batch.support_mask[u:u + 1], neg, exclude)
         single = adapt(one, net.local_names(), loss_u, steps=3, lr=cfg.inner_lr)
         for name in net.local_names():
@@ -145,7 +145,7 @@ def test_first_order_equals_the_detached_computation(objective):
             detached = {k: (v.detach().requires_grad_() if k in names else v) for k, v in local.items()}
             g = torch.autograd.grad(loss(detached).sum(), [detached[n] for n in names])
         local = {**local, **{n: local[n] - cfg.inner_lr * gi.detach() for n, gi in zip(names, g)}}
-    query = objective_loss(net, cfg.objective, item_vecs, batch.query_items, batch.query_ratings,
+    query = objective_loss(net, cfg, item_vecs, batch.query_items, batch.query_ratings,
                            batch.query_mask, neg, own_items(batch))
     manual = torch.autograd.grad(query(local).sum(), params, allow_unused=True)
     for a, b in zip(fo, manual):

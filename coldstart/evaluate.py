@@ -1,0 +1,309 @@
+"""The cold-start evaluation protocol: seeded splits, every system on the same split, one metric implementation.
+
+Two protocols:
+    shots  new users = the newest fraction of users by first interaction (random without timestamps); for each N in
+           `shots`, support = a new user's first N interactions in time, query = the rest.
+    melu   MeLU's four scenarios, when the ratings carry MeLU's `split` column (ml-1m-melu): train on
+           `meta_training`; per scenario user (13..100 ratings), 10 random query ratings and the rest as support.
+Ranking is over the whole catalogue minus the support items; relevant = query items rated >= threshold.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .baselines import ALSFoldIn, ItemMeanOffset, Popularity
+from .config import Config
+from .data import Dataset, IdMap
+from .metrics import (catalog_coverage, mae, random_within_query_ndcg, ranking_metrics, rmse,
+                      within_query_ndcg)
+from .recommender import ColdStartRecommender
+
+log = logging.getLogger(__name__)
+
+MELU_SCENARIOS = ("warm_up", "user_cold_testing", "item_cold_testing", "user_and_item_cold_testing")
+MELU_PAPER = {"user_cold_testing": {"mae": 0.7854, "wq_ndcg@1": 0.8803, "wq_ndcg@3": 0.8812}}  # MeLU-5, Table 3
+MELU_QUERY, MELU_MIN, MELU_MAX = 10, 13, 100
+FINETUNE_STEPS = 5  # SGD steps of the "network+finetune" baseline
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How new users are split and judged."""
+
+    shots: tuple[int, ...] = (1, 3, 5, 10)
+    k: int = 10
+    new_fraction: float = 0.2
+    threshold: float | None = 4.0  # relevant = query rating >= threshold; None: every query item (implicit data)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.shots or min(self.shots) < 1:
+            raise ValueError(f"--shots: expected positive integers, found {self.shots}")
+        if self.k < 1:
+            raise ValueError(f"--k: expected a positive integer, found {self.k}")
+        if not 0 < self.new_fraction < 1:
+            raise ValueError(f"--new-fraction: expected a number in (0, 1), found {self.new_fraction}")
+
+
+@dataclass
+class Task:
+    """One evaluation setting: support and query ratings of the new users."""
+
+    name: str  # "1 shot", "5 shots", or a MeLU scenario
+    shots: int | None
+    support: pd.DataFrame
+    query: pd.DataFrame
+    skipped: int = 0  # users left out (too few interactions)
+
+
+@dataclass
+class Report:
+    rows: pd.DataFrame  # one row per (system, task)
+    meta: dict = field(default_factory=dict)  # protocol, config, split sizes, timings, versions
+    split: pd.DataFrame | None = None  # who was trained on, and every task's support / query rows
+
+
+System = Callable[[Dataset], dict]  # train data -> {name: fitted model}
+
+
+# --- splits ----------------------------------------------------------------------------------------------------
+def time_ordered(ratings: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Ratings grouped by user, each user's rows in time order (a seeded random order without timestamps)."""
+    key = ratings["timestamp"] if "timestamp" in ratings else pd.Series(
+        np.random.default_rng(seed).random(len(ratings)), index=ratings.index)
+    return ratings.assign(_t=key.to_numpy()).sort_values(["user_id", "_t"], kind="stable").drop(columns="_t")
+
+
+def split_new_users(ratings: pd.DataFrame, new_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, new) ratings: new users are the newest `new_fraction` by first interaction (random without time)."""
+    rng = np.random.default_rng(seed)
+    users = pd.Index(ratings["user_id"].unique())
+    first = (ratings.groupby("user_id")["timestamp"].min().reindex(users).to_numpy() if "timestamp" in ratings
+             else np.zeros(len(users)))
+    order = np.lexsort((rng.random(len(users)), first))  # oldest first, ties at random
+    new = set(users[order[len(users) - round(new_fraction * len(users)):]])
+    is_new = ratings["user_id"].isin(new)
+    return ratings[~is_new].reset_index(drop=True), time_ordered(ratings[is_new], seed).reset_index(drop=True)
+
+
+def shot_task(new: pd.DataFrame, shots: int) -> Task:
+    """Support = each new user's first `shots` interactions (rows already in time order), query = the rest."""
+    rank = new.groupby("user_id", sort=False).cumcount()
+    size = new.groupby("user_id", sort=False)["item_id"].transform("size")
+    kept = new[size > shots]
+    rank = rank[size > shots]
+    skipped = new["user_id"].nunique() - kept["user_id"].nunique()
+    return Task(f"{shots} shot{'s' if shots > 1 else ''}", shots, kept[rank < shots], kept[rank >= shots], skipped)
+
+
+def melu_tasks(ratings: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, list[Task]]:
+    """MeLU's protocol on ratings with a `split` column: (training ratings, one Task per scenario present)."""
+    rng = np.random.default_rng(seed)
+    train = ratings[ratings["split"] == "meta_training"].reset_index(drop=True)
+    tasks = []
+    for scenario in MELU_SCENARIOS:
+        rows = ratings[ratings["split"] == scenario]
+        size = rows.groupby("user_id")["item_id"].transform("size")
+        kept = rows[(size >= MELU_MIN) & (size <= MELU_MAX)]
+        if kept.empty:
+            continue
+        kept = kept.assign(_r=rng.random(len(kept))).sort_values(["user_id", "_r"]).drop(columns="_r")
+        is_query = kept.groupby("user_id", sort=False).cumcount() < MELU_QUERY
+        skipped = rows["user_id"].nunique() - kept["user_id"].nunique()
+        tasks.append(Task(scenario, None, kept[~is_query], kept[is_query], skipped))
+    return train, tasks
+
+
+# --- systems ---------------------------------------------------------------------------------------------------
+def default_systems(config: Config, on_step: Callable | None = None) -> list[System]:
+    """coldstart, then the baselines: popularity, item mean + user offset, ALS fold-in, the same network trained
+    without meta-learning (no adaptation), and that network fine-tuned on each support set."""
+    def meta(train: Dataset) -> dict:
+        return {"coldstart": ColdStartRecommender(config).fit(train, on_step=on_step)}
+
+    def network(train: Dataset) -> dict:
+        plain = ColdStartRecommender(config.replace(inner_steps=0)).fit(train, on_step=on_step)
+        return {"network": plain, "network+finetune": plain.with_adaptation(FINETUNE_STEPS, config.inner_lr)}
+
+    def simple(train: Dataset) -> dict:
+        return {m.name: m.fit(train) for m in (Popularity(), ItemMeanOffset(), ALSFoldIn(seed=config.seed))}
+
+    return [meta, simple, network]
+
+
+# --- metrics ---------------------------------------------------------------------------------------------------
+def score_task(model, task: Task, catalogue: IdMap, protocol: Protocol) -> dict:
+    """Every metric of one fitted model on one task (means over users)."""
+    k = protocol.k
+    users = pd.Index(task.query["user_id"].unique())
+    recs = model.recommend(task.support, k=k, exclude_seen=True)
+    topk = np.full((len(users), k), -1, dtype=np.int64)
+    topk[users.get_indexer(recs["user_id"]), recs["rank"].to_numpy() - 1] = catalogue.index(recs["item_id"])
+    query = task.query
+    rel = query if protocol.threshold is None else query[query["rating"] >= protocol.threshold]
+    by_user = rel.groupby("user_id")["item_id"].agg(list)
+    relevant = [catalogue.index(pd.Series(by_user.get(u, []), dtype=object)) for u in users]
+    ranking = ranking_metrics(topk, relevant, k)
+    row = {f"ndcg@{k}": np.nanmean(ranking["ndcg"]), f"recall@{k}": np.nanmean(ranking["recall"]),
+           f"hit@{k}": np.nanmean(ranking["hit_rate"]), f"coverage@{k}": catalog_coverage(topk, len(catalogue)),
+           "users": len(users), "users_with_relevant": int(np.isfinite(ranking["ndcg"]).sum())}
+    preds = model.predict(task.support, query[["user_id", "item_id"]])["prediction"].to_numpy()
+    ratings = query["rating"].to_numpy()
+    if model.rating_predictor:
+        ok = np.isfinite(preds)
+        row.update(mae=mae(preds[ok], ratings[ok]), rmse=rmse(preds[ok], ratings[ok]))
+    row.update(_within_query(query["user_id"].to_numpy(), np.nan_to_num(preds, nan=-np.inf), ratings))
+    return row
+
+
+def _within_query(users: np.ndarray, scores: np.ndarray, ratings: np.ndarray) -> dict:
+    """MeLU's nDCG@1/@3 within each user's query items (gain 2^r - 1), and a random ranker's expectation."""
+    out = {}
+    groups = pd.Series(np.arange(len(users))).groupby(users).indices.values()
+    for k in (1, 3):
+        out[f"wq_ndcg@{k}"] = np.nanmean([within_query_ndcg(scores[g], ratings[g], k) for g in groups])
+        out[f"wq_ndcg@{k}_random"] = np.nanmean([random_within_query_ndcg(ratings[g], k) for g in groups])
+    return out
+
+
+# --- the run ---------------------------------------------------------------------------------------------------
+def run_evaluation(data: Dataset, config: Config, protocol: Protocol, systems: list[System] | None = None,
+                   on_progress: Callable[[str], None] | None = None) -> Report:
+    """Split `data`, fit every system on the training part, score each on every task."""
+    say = on_progress or (lambda message: None)
+    ratings = data.ratings
+    if protocol.threshold is not None and data.implicit:
+        protocol = Protocol(**{**asdict(protocol), "threshold": None})
+    melu = "split" in ratings and ratings["split"].isin(MELU_SCENARIOS).any()
+    if melu:
+        train, tasks = melu_tasks(ratings, protocol.seed)
+    else:
+        train, new = split_new_users(ratings, protocol.new_fraction, protocol.seed)
+        tasks = [shot_task(new, n) for n in protocol.shots]
+    catalogue = IdMap.from_values(pd.concat([ratings["item_id"]] + ([data.items["item_id"]] if data.items is not None
+                                                                     else [])))
+    train_data = Dataset(train, data.items, data.users, data.name, data.implicit)
+    rows, timings = [], {}
+    for system in systems or default_systems(config):
+        start = time.perf_counter()
+        models = system(train_data)
+        fit_seconds = time.perf_counter() - start
+        for name, model in models.items():
+            say(f"scoring {name}")
+            start = time.perf_counter()
+            for task in tasks:
+                rows.append({"system": name, "task": task.name, "shots": task.shots,
+                             **score_task(model, task, catalogue, protocol)})
+            timings[name] = {"fit_s": round(fit_seconds, 2), "score_s": round(time.perf_counter() - start, 2)}
+        say(f"fitted and scored {', '.join(models)} in {time.perf_counter() - start + fit_seconds:.1f}s")
+    meta = {"dataset": data.name, "protocol": "melu" if melu else "shots", **asdict(protocol),
+            "config": config.to_dict(), "train_ratings": len(train), "train_users": int(train["user_id"].nunique()),
+            "tasks": {t.name: {"users": int(t.query["user_id"].nunique()), "support_ratings": len(t.support),
+                               "query_ratings": len(t.query), "skipped_users": t.skipped} for t in tasks},
+            "timings": timings, "versions": _versions()}
+    if melu:
+        meta["melu_paper"] = MELU_PAPER
+    return Report(pd.DataFrame(rows), meta, split_rows(train, tasks))
+
+
+def _versions() -> dict:
+    import implicit
+    import torch
+
+    from . import __version__
+    return {"coldstart": __version__, "torch": torch.__version__, "pandas": pd.__version__,
+            "numpy": np.__version__, "implicit": implicit.__version__}
+
+
+# --- report files ----------------------------------------------------------------------------------------------
+RANKING_PREFIXES = ("ndcg@", "recall@", "hit@", "coverage@")
+
+
+def format_table(report: Report) -> str:
+    """One block per task: systems as rows, metrics as columns (what the terminal shows)."""
+    rows = report.rows
+    metrics = [c for c in rows.columns if c.startswith(RANKING_PREFIXES) or c in ("mae", "rmse")
+               or (c.startswith("wq_ndcg") and not c.endswith("_random"))]
+    blocks = []
+    for task, group in rows.groupby("task", sort=False):
+        table = group.set_index("system")[metrics]
+        random_ref = "  ".join(f"{c}: {group[c + '_random'].iloc[0]:.4f}" for c in metrics if c.startswith("wq_"))
+        info = report.meta.get("tasks", {}).get(task, {})
+        head = f"== {task}: {info.get('users', '?')} users ({info.get('skipped_users', 0)} skipped); " \
+               f"random ranker within query {random_ref}"
+        paper = report.meta.get("melu_paper", {}).get(task)
+        if paper:
+            head += "\n   MeLU-5 (paper): " + "  ".join(f"{k} {v}" for k, v in paper.items())
+        blocks.append(head + "\n" + table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
+    return "\n\n".join(blocks) + "\n"
+
+
+def write_report(report: Report, out_dir: Path) -> list[Path]:
+    """report.csv, report.json, report.png (and split.csv.gz when given) under `out_dir`, each written atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [_atomic(out_dir / "report.csv", lambda p: report.rows.to_csv(p, index=False)),
+               _atomic(out_dir / "report.json", lambda p: Path(p).write_text(json.dumps(
+                   {"meta": report.meta, "rows": json.loads(report.rows.to_json(orient="records"))}, indent=1))),
+               _atomic(out_dir / "report.png", lambda p: plot_report(report, p))]
+    if report.split is not None:
+        written.append(_atomic(out_dir / "split.csv.gz", lambda p: report.split.to_csv(p, index=False,
+                                                                                       compression="gzip")))
+    return written
+
+
+def plot_report(report: Report, path: str | Path) -> None:
+    """Each ranking metric against the task (number of shots, or MeLU scenario), one line per system."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report.rows
+    metrics = [c for c in rows.columns if c.startswith(RANKING_PREFIXES)]
+    tasks = list(dict.fromkeys(rows["task"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for system, group in rows.groupby("system", sort=False):
+            values = group.set_index("task").reindex(tasks)[metric]
+            ax.plot(range(len(tasks)), values.to_numpy(), marker="o", label=system)
+        ax.set_xticks(range(len(tasks)), [t.replace(" shots", "").replace(" shot", "") for t in tasks],
+                      rotation=0 if rows["shots"].notna().all() else 20)
+        ax.set_xlabel("shots (support size)" if rows["shots"].notna().all() else "scenario")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{report.meta.get('dataset', '')}: new users, ranking over the whole catalogue")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+def split_rows(train: pd.DataFrame, tasks: list[Task]) -> pd.DataFrame:
+    """The split as a table: training users, and every task's support and query rows."""
+    parts = [pd.DataFrame({"task": "", "part": "train", "user_id": train["user_id"].unique(), "item_id": ""})]
+    for t in tasks:
+        for part, df in (("support", t.support), ("query", t.query)):
+            parts.append(pd.DataFrame({"task": t.name, "part": part, "user_id": df["user_id"].to_numpy(),
+                                       "item_id": df["item_id"].to_numpy()}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _atomic(path: Path, write: Callable[[str], object]) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

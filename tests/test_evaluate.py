@@ -1,0 +1,109 @@
+"""The evaluation protocol: splits are disjoint, time-ordered and seeded; the report is complete."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from coldstart import make_synthetic
+from coldstart.baselines import Popularity
+from coldstart.cli import app
+from coldstart.data import IdMap
+from coldstart.evaluate import Protocol, Task, melu_tasks, score_task, shot_task, split_new_users
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(n_users=50, n_items=40, ratings_per_user=(4, 12), seed=4)
+
+
+def test_new_users_are_the_newest_and_disjoint_from_training(data):
+    train, new = split_new_users(data.ratings, 0.2, seed=0)
+    assert new["user_id"].nunique() == 10
+    assert not set(train["user_id"]) & set(new["user_id"])
+    assert len(train) + len(new) == len(data.ratings)
+    first = data.ratings.groupby("user_id")["timestamp"].min()
+    assert first[new["user_id"].unique()].min() >= first[train["user_id"].unique()].max()
+
+
+def test_splits_are_reproducible_and_random_without_timestamps(data):
+    no_time = data.ratings.drop(columns="timestamp")
+    a = split_new_users(no_time, 0.3, seed=1)[1]
+    b = split_new_users(no_time, 0.3, seed=1)[1]
+    c = split_new_users(no_time, 0.3, seed=2)[1]
+    pd.testing.assert_frame_equal(a, b)
+    assert set(a["user_id"]) != set(c["user_id"])
+
+
+def test_shot_tasks_take_the_first_n_in_time_and_skip_short_users(data):
+    _, new = split_new_users(data.ratings, 0.4, seed=0)
+    task = shot_task(new, 5)
+    sizes = new.groupby("user_id").size()
+    assert task.skipped == int((sizes <= 5).sum())
+    for user, sup in task.support.groupby("user_id"):
+        query = task.query[task.query["user_id"] == user]
+        assert len(sup) == 5 and len(query) == sizes[user] - 5
+        assert sup["timestamp"].max() <= query["timestamp"].min()
+        assert not set(sup["item_id"]) & set(query["item_id"])
+
+
+def test_melu_tasks_use_ten_random_query_ratings():
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(30):
+        split = "meta_training" if u < 20 else "user_cold_testing"
+        n = 15 if u != 29 else 5  # user 29 has too few ratings for MeLU's protocol
+        rows += [{"user_id": str(u), "item_id": str(i), "rating": float(rng.integers(1, 6)), "split": split}
+                 for i in rng.choice(50, n, replace=False)]
+    train, tasks = melu_tasks(pd.DataFrame(rows), seed=0)
+    assert set(train["split"]) == {"meta_training"} and len(tasks) == 1
+    task = tasks[0]
+    assert task.name == "user_cold_testing" and task.skipped == 1
+    assert (task.query.groupby("user_id").size() == 10).all() and (task.support.groupby("user_id").size() == 5).all()
+
+
+def test_score_task_by_hand():
+    """Popularity on a toy task: every metric computed by hand."""
+    train = pd.DataFrame({"user_id": ["a", "a", "a", "b", "b", "c"], "item_id": ["1", "2", "3", "1", "2", "1"],
+                          "rating": 5.0})
+    model = Popularity().fit(train)  # order 1 (3 ratings), 2 (2), 3 (1), 4 (0)
+    support = pd.DataFrame({"user_id": ["n"], "item_id": ["1"], "rating": [5.0]})
+    query = pd.DataFrame({"user_id": ["n", "n"], "item_id": ["3", "4"], "rating": [5.0, 2.0]})
+    row = score_task(model, Task("1 shot", 1, support, query), IdMap(["1", "2", "3", "4"]), Protocol(k=2))
+    # top-2 without the support item: [2, 3]; relevant (>= 4): {3} -> hit at rank 2
+    assert row["ndcg@2"] == pytest.approx(1 / np.log2(3))
+    assert row["recall@2"] == 1.0 and row["hit@2"] == 1.0 and row["coverage@2"] == 0.5
+    # within the query, popularity ranks 3 above 4, matching the ratings: nDCG@1 = 1
+    assert row["wq_ndcg@1"] == 1.0
+    assert row["wq_ndcg@1_random"] == pytest.approx(((2**5 - 1) + (2**2 - 1)) / 2 / (2**5 - 1))
+    assert "mae" not in row
+
+
+def test_evaluate_cli_end_to_end(data, tmp_path):
+    data.ratings.to_csv(tmp_path / "r.csv", index=False)
+    data.items.to_csv(tmp_path / "i.csv", index=False)
+    (tmp_path / "c.toml").write_text("embedding_dim = 8\nhidden = [8]\nn_negatives = 16\nepochs = 1\n")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--items", str(tmp_path / "i.csv"),
+                                      "--shots", "1,3", "--k", "5", "--config", str(tmp_path / "c.toml"),
+                                      "--output", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["report.csv", "report.json", "report.png", "split.csv.gz"]
+    rows = pd.read_csv(out / "report.csv")
+    systems = {"coldstart", "popularity", "item_mean", "als", "network", "network+finetune"}
+    assert set(rows["system"]) == systems and set(rows["shots"]) == {1, 3}
+    assert rows["ndcg@5"].between(0, 1).all() and rows["mae"].notna().sum() == 2  # only item_mean rates
+    meta = json.loads((out / "report.json").read_text())["meta"]
+    assert meta["tasks"]["3 shots"]["users"] == 10 - meta["tasks"]["3 shots"]["skipped_users"]
+    assert meta["config"]["epochs"] == 1 and "torch" in meta["versions"]
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+    assert "== 1 shot" in result.stdout and "popularity" in result.stdout
+
+
+def test_evaluate_cli_rejects_bad_shots(data, tmp_path):
+    data.ratings.to_csv(tmp_path / "r.csv", index=False)
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--shots", "1,x", "--quiet"])
+    assert result.exit_code == 1 and "--shots" in result.stderr
