@@ -15,7 +15,7 @@ import time
 import pandas as pd
 
 from coldstart import Config, Dataset, load_dataset
-from coldstart.baselines import ALSFoldIn, Popularity
+from coldstart.baselines import ALSFoldIn, ItemMeanOffset, Popularity
 from coldstart.evaluate import Protocol, shot_task, split_new_users, score_task
 from coldstart.data import IdMap
 from coldstart.recommender import ColdStartRecommender
@@ -39,13 +39,15 @@ def main() -> None:
     if args.baselines:
         models["popularity"] = lambda: Popularity().fit(fit_data)
         models["als"] = lambda: ALSFoldIn().fit(fit_data)
+        models["item_mean"] = lambda: ItemMeanOffset().fit(fit_data)
     for text in args.configs:
         models[text] = (lambda t: lambda: ColdStartRecommender(Config.from_dict(json.loads(t))).fit(fit_data))(text)
     for name, make in models.items():
         start = time.perf_counter()
         model = make()
         rows = [score_task(model, task, catalogue, protocol) for task in tasks]
-        cells = "  ".join(f"{t.shots}: ndcg {r['ndcg@10']:.4f} rec {r['recall@10']:.4f}" for t, r in zip(tasks, rows))
+        cells = "  ".join(f"{t.shots}: ndcg {r['ndcg@10']:.4f} rec {r['recall@10']:.4f}"
+                          + (f" mae {r['mae']:.4f}" if "mae" in r else "") for t, r in zip(tasks, rows))
         mean = sum(r["ndcg@10"] for r in rows) / len(rows)
         print(f"{mean:.4f}  {cells}  [{time.perf_counter() - start:.0f}s]  {name}", flush=True)
 

@@ -19,21 +19,23 @@ from .model import ColdStartNet, Params
 LossFn = Callable[[Params], torch.Tensor]  # params -> (B,) per-user losses
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B,) mean of `values` (B, S) over the True slots of `mask`; 0 for users with none."""
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """(B,) mean (or sum) of `values` (B, S) over the True slots of `mask`; 0 for users with none."""
     mask = mask.float()
-    return (values * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    total = (values * mask).sum(1)
+    return total if reduction == "sum" else total / mask.sum(1).clamp(min=1.0)
 
 
 def rating_loss(net: ColdStartNet, params: Params, item_vecs: torch.Tensor, items: torch.Tensor,
-                ratings: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B,) mean squared error of the predicted ratings of `items` (B, S)."""
+                ratings: torch.Tensor, mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """(B,) mean (or summed) squared error of the predicted ratings of `items` (B, S)."""
     pred = net.scores(params, item_vecs, items)  # (B, S)
-    return masked_mean((pred - ratings) ** 2, mask)
+    return masked_mean((pred - ratings) ** 2, mask, reduction)
 
 
 def softmax_loss(net: ColdStartNet, params: Params, item_vecs: torch.Tensor, items: torch.Tensor,
-                 mask: torch.Tensor, negatives: torch.Tensor, exclude: torch.Tensor) -> torch.Tensor:
+                 mask: torch.Tensor, negatives: torch.Tensor, exclude: torch.Tensor,
+                 reduction: str = "mean") -> torch.Tensor:
     """(B,) sampled-softmax loss: each positive item (B, S) against the shared negatives (M,).
 
     Negatives that are among the user's own items `exclude` (B, E) are masked out.
@@ -43,7 +45,7 @@ def softmax_loss(net: ColdStartNet, params: Params, item_vecs: torch.Tensor, ite
     own = (exclude.unsqueeze(-1) == negatives.view(1, 1, -1)).any(1)  # (B, M)
     neg = neg.masked_fill(own, float("-inf"))
     logits = torch.cat([pos.unsqueeze(-1), neg.unsqueeze(1).expand(-1, pos.shape[1], -1)], dim=2)  # (B, S, 1+M)
-    return masked_mean(torch.logsumexp(logits, dim=2) - pos, mask)
+    return masked_mean(torch.logsumexp(logits, dim=2) - pos, mask, reduction)
 
 
 def adapt(params: Params, names: list[str], loss_fn: LossFn, steps: int, lr: float,
@@ -75,10 +77,12 @@ def adapt_detached(params: Params, names: list[str], loss_fn: LossFn, steps: int
 
 def objective_loss(net: ColdStartNet, config: Config, item_vecs: torch.Tensor, items: torch.Tensor,
                    ratings: torch.Tensor, mask: torch.Tensor, negatives: torch.Tensor,
-                   exclude: torch.Tensor) -> LossFn:
-    """The per-user loss of `config.objective` on the item sets `items` (B, S), as a function of the parameters."""
+                   exclude: torch.Tensor, reduction: str = "mean") -> LossFn:
+    """The per-user loss of `config.objective` on the item sets `items` (B, S), as a function of the parameters.
+
+    `reduction` "sum" (config.inner_reduction, for support sets) makes an inner step grow with the support size."""
     if config.objective == "rating":
-        return lambda p: rating_loss(net, p, item_vecs, items, ratings, mask)
+        return lambda p: rating_loss(net, p, item_vecs, items, ratings, mask, reduction)
     if config.positive_rating is not None:
         mask = mask & (ratings >= config.positive_rating)
-    return lambda p: softmax_loss(net, p, item_vecs, items, mask, negatives, exclude)
+    return lambda p: softmax_loss(net, p, item_vecs, items, mask, negatives, exclude, reduction)

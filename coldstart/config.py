@@ -35,16 +35,18 @@ class Config:
     #                      "last": only the output layer
     inner_steps: int = 2  # SGD steps on the support set
     inner_lr: float = 0.1  # SGD step size of the inner loop
+    inner_reduction: str = "mean"  # support loss per user: "mean", or "sum" (steps grow with the support size)
     first_order: bool = False  # FOMAML: treat the inner gradients as constants in the meta-gradient
     # --- outer loop (meta-training) --------------------------------------------------------------------------
     meta_lr: float = 3e-3  # Adam step size of the outer loop
     weight_decay: float = 0.0  # Adam weight decay of the outer loop
     meta_batch_size: int = 32  # users (tasks) per meta-step
-    epochs: int = 30  # passes over the training users
+    epochs: int = 40  # passes over the training users
     support_min: int = 1  # a training task's support size is drawn uniformly from [support_min, support_max]
-    support_max: int = 20
+    support_max: int = 10
     query_size: int = 32  # at most this many query interactions per training task
-    task_split: str = "random"  # training support: "random" subset, or "time": each user's first interactions
+    task_split: str = "time"  # training support: each user's first interactions ("time", as a new user's are),
+    #                           or a "random" subset (MeLU)
     positive_rating: float | None = None  # "implicit" on rated data: only ratings >= this count as positives
     n_negatives: int = 512  # negatives per meta-batch for the sampled softmax ("implicit"); >= items: full softmax
     # --- run ------------------------------------------------------------------------------------------------
@@ -57,6 +59,7 @@ class Config:
         _check_choice("adapt", self.adapt, ADAPT_MODES)
         _check_choice("device", self.device, DEVICES)
         _check_choice("task_split", self.task_split, TASK_SPLITS)
+        _check_choice("inner_reduction", self.inner_reduction, ("mean", "sum"))
         for name in ("embedding_dim", "meta_batch_size", "epochs", "support_min", "support_max",
                      "query_size", "n_negatives", "eval_batch_size"):
             _check_range(name, getattr(self, name), low=1)

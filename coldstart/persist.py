@@ -94,13 +94,23 @@ def read_metadata(path: Path) -> dict[str, Any]:
 
 def load_model(cls: type[ColdStartRecommender], path: Path, device: str | None) -> ColdStartRecommender:
     """Rebuild a recommender from `path` (see `save_model`)."""
+    try:
+        return _load(cls, path, device)
+    except KeyError as exc:
+        raise ModelFormatError(f"{path}: incomplete model directory, {exc.args[0]!r} is missing") from None
+
+
+def _load(cls: type[ColdStartRecommender], path: Path, device: str | None) -> ColdStartRecommender:
     from .recommender import resolve_device
     meta = read_metadata(path)
     try:
         config = Config.from_dict(meta["config"], source=str(path / META))
     except ConfigError as exc:
         raise ModelFormatError(str(exc)) from None
-    tensors = load_file(str(path / WEIGHTS))
+    try:
+        tensors = load_file(str(path / WEIGHTS))
+    except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
+        raise ModelFormatError(f"{path / WEIGHTS}: not a readable safetensors file ({exc})") from None
     rec = cls(config.replace(device=device) if device else config)
     rec.items_, rec.users_ = IdMap(meta["items"]), IdMap(meta["users"])
     rec.item_labels_ = meta["item_labels"]
@@ -113,7 +123,10 @@ def load_model(cls: type[ColdStartRecommender], path: Path, device: str | None) 
                                  tensors["net.item_numeric"])
     rec.device_ = resolve_device(rec.config.device)
     rec.net_ = rec._build_net(item_feats)
-    rec.net_.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    try:
+        rec.net_.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    except RuntimeError as exc:
+        raise ModelFormatError(f"{path / WEIGHTS}: the weights do not match {META} ({exc})") from None
     rec.net_.to(rec.device_).eval()
     return rec
 

@@ -20,7 +20,7 @@ from .data import Dataset, IdMap
 from .features import EncodedFeatures, FeatureEncoder, features_to, select_rows
 from .meta import StepReport, meta_train, own_items, sample_negatives
 from .model import ColdStartNet
-from .tasks import TaskBatch, UserLog, support_batch
+from .tasks import TaskBatch, UserLog, support_batch, user_rows
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +129,7 @@ class ColdStartRecommender:
         if (idx < 0).any():
             missing = [u for u, i in zip(user_ids, idx) if i < 0][:5]
             raise KeyError(f"unknown user id(s) {', '.join(map(repr, missing))}: not in the training data")
-        lengths = self.log_.lengths()[idx]
-        rows = np.concatenate([np.arange(self.log_.indptr[u], self.log_.indptr[u + 1]) for u in idx])
-        seg = np.repeat(np.arange(len(idx)), lengths)
+        seg, _, rows = user_rows(self.log_, idx)
         batch = support_batch(self.log_.items[rows], self.log_.ratings[rows], seg, len(idx), users=idx)
         feats = select_rows(self.user_feats_, torch.as_tensor(idx))
         return self._top_k(list(user_ids), batch, feats, k, exclude_seen)
@@ -206,7 +204,7 @@ class ColdStartRecommender:
                 user_vecs = net.user_vectors(sub_feats, item_vecs, sub.support_items, sub.support_ratings,
                                              sub.support_mask)  # (b, Du)
             loss = objective_loss(net, cfg, item_vecs, sub.support_items, sub.support_ratings,
-                                  sub.support_mask, negatives, own_items(sub))
+                                  sub.support_mask, negatives, own_items(sub), cfg.inner_reduction)
             params = adapt_detached(net.local_params(user_vecs), net.local_names(), loss, cfg.inner_steps,
                                     cfg.inner_lr)
             with torch.no_grad():

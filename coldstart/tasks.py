@@ -76,6 +76,14 @@ def pad_segments(seg: np.ndarray, pos: np.ndarray, values: list[np.ndarray], n_r
     return out, torch.from_numpy(mask)
 
 
+def user_rows(log: UserLog, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the users (B,), every log row they own: (batch row, position within the user, log row), users in order."""
+    lengths = log.lengths()[users]  # (B,)
+    seg = np.repeat(np.arange(len(users)), lengths)  # (n,)
+    rank = np.arange(len(seg)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # (n,)
+    return seg, rank, np.repeat(log.indptr[users], lengths) + rank
+
+
 def sample_tasks(log: UserLog, users: np.ndarray, rng: np.random.Generator, support_min: int,
                  support_max: int, query_size: int, in_time: bool = False) -> TaskBatch:
     """A random support/query split of each user's interactions, vectorised over users.
@@ -84,14 +92,12 @@ def sample_tasks(log: UserLog, users: np.ndarray, rng: np.random.Generator, supp
     `query_size` of the remaining interactions, drawn at random. The support is a random subset, or with `in_time`
     the user's first interactions (as a new user's are). Users need at least 2 interactions.
     """
-    starts, lengths = log.indptr[users], log.lengths()[users]  # (B,)
+    lengths = log.lengths()[users]  # (B,)
     assert (lengths >= 2).all(), "training tasks need users with at least 2 interactions"
     high = np.minimum(support_max, lengths - 1)
     low = np.minimum(support_min, high)
     n_support = rng.integers(low, high + 1)  # (B,)
-    seg = np.repeat(np.arange(len(users)), lengths)  # (n,) batch row of each interaction
-    offsets = np.arange(len(seg)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    rows = np.repeat(starts, lengths) + offsets  # (n,) rows in the log
+    seg, offsets, rows = user_rows(log, users)  # (n,) each
     key = rng.random(len(seg))
     if in_time:  # support slots first, in time order; the rest after them, at random
         key = np.where(offsets < n_support[seg], offsets - len(seg), key)
@@ -105,10 +111,7 @@ def sample_tasks(log: UserLog, users: np.ndarray, rng: np.random.Generator, supp
 
 def first_n_tasks(log: UserLog, users: np.ndarray, n_support: int) -> TaskBatch:
     """Support = each user's first `n_support` interactions in time, query = the rest."""
-    lengths = log.lengths()[users]
-    seg = np.repeat(np.arange(len(users)), lengths)
-    rank = np.arange(len(seg)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    rows = np.repeat(log.indptr[users], lengths) + rank
+    seg, rank, rows = user_rows(log, users)
     is_support = rank < n_support
     return _batch_from_rows(log, users, seg, rows, rank, is_support, ~is_support,
                             np.full(len(users), n_support))

@@ -153,3 +153,12 @@ def test_first_order_equals_the_detached_computation(objective):
             assert a is None and b is None
         else:
             torch.testing.assert_close(a, b)
+
+
+def test_sum_reduction_scales_the_support_loss_by_its_size():
+    net, cfg, batch, feats, neg = make_net("rating")
+    item_vecs, params, _ = support_setup(net, cfg, batch, feats, neg)
+    args = (net, cfg, item_vecs, batch.support_items, batch.support_ratings, batch.support_mask, neg, own_items(batch))
+    mean = objective_loss(*args)(params)
+    total = objective_loss(*args, reduction="sum")(params)
+    torch.testing.assert_close(total, mean * batch.support_mask.sum(1))

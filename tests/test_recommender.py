@@ -109,6 +109,20 @@ def test_load_rejects_other_format_versions(fitted, tmp_path):
         ColdStartRecommender.load(tmp_path)
 
 
+def test_load_rejects_truncated_or_mismatched_weights(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m")
+    weights = (path / "weights.safetensors").read_bytes()
+    (path / "weights.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(ModelFormatError, match="weights.safetensors"):
+        ColdStartRecommender.load(path)
+    meta = json.loads((path / "model.json").read_text())
+    fitted.save(path)
+    meta["config"]["hidden"] = [3]
+    (path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match="do not match"):
+        ColdStartRecommender.load(path)
+
+
 def test_save_refuses_to_overwrite_a_foreign_directory(fitted, tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(ModelFormatError, match="refusing"):
