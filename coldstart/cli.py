@@ -75,10 +75,8 @@ def fit(
     """Meta-train a model on RATINGS and write it to --out."""
     setup_logging(quiet)
     try:
-        cfg = Config.from_toml(config) if config else Config()
-        flags = dict(objective=objective, epochs=epochs, inner_steps=inner_steps, first_order=first_order,
-                     device=device, seed=seed)
-        cfg = cfg.replace(**{k: v for k, v in flags.items() if v is not None})
+        cfg = _config(config, objective=objective, epochs=epochs, inner_steps=inner_steps, first_order=first_order,
+                      device=device, seed=seed)
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
                                item_col=item_col, rating_col=rating_col, time_col=time_col)
         _note(quiet, f"fitting on {dataset.name}: {len(dataset.ratings):,} ratings, "
@@ -171,9 +169,7 @@ def evaluate(
     """The cold-start protocol: coldstart and the baselines on the same split, one report."""
     setup_logging(quiet)
     try:
-        cfg = Config.from_toml(config) if config else Config()
-        flags = dict(objective=objective, epochs=epochs, device=device, seed=seed)
-        cfg = cfg.replace(**{k_: v for k_, v in flags.items() if v is not None})
+        cfg = _config(config, objective=objective, epochs=epochs, device=device, seed=seed)
         protocol = Protocol(shots=_int_list(shots, "--shots"), k=k, new_fraction=new_fraction,
                             threshold=threshold, seed=cfg.seed)
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
@@ -209,6 +205,12 @@ def info(model: ModelDir = Path("model")) -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
+def _config(path: Path | None, **flags) -> Config:
+    """The config file's values (or the defaults), overridden by the command-line flags that were given."""
+    cfg = Config.from_toml(path) if path else Config()
+    return cfg.replace(**{k: v for k, v in flags.items() if v is not None})
+
+
 def _int_list(text: str, option: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(","))

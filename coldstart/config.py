@@ -30,6 +30,7 @@ class Config:
     hidden: tuple[int, ...] = (64, 32)  # widths of the MLP decision layers
     use_item_ids: bool = True  # item-id embedding beside the item features (existing items are known)
     pool_support: bool = True  # user input also holds the mean embedding of the user's support items
+    init_from_prior: bool = True  # start at a baseline: item biases from the data, zero output layer
     # --- inner loop (adaptation to one user) -----------------------------------------------------------------
     adapt: str = "head"  # "head": all decision layers (MeLU's local update); "head+user": also the user vector;
     #                      "last": only the output layer
@@ -39,7 +40,7 @@ class Config:
     first_order: bool = False  # FOMAML: treat the inner gradients as constants in the meta-gradient
     # --- outer loop (meta-training) --------------------------------------------------------------------------
     meta_lr: float = 3e-3  # Adam step size of the outer loop
-    weight_decay: float = 0.0  # Adam weight decay of the outer loop
+    weight_decay: float = 1e-4  # Adam weight decay (L2) of the outer loop
     meta_batch_size: int = 32  # users (tasks) per meta-step
     epochs: int = 40  # passes over the training users
     support_min: int = 1  # a training task's support size is drawn uniformly from [support_min, support_max]

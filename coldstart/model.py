@@ -88,6 +88,15 @@ class ColdStartNet(nn.Module):
                     if "tables" in name:
                         p[PAD] = 0.0
 
+    def start_from_prior(self, item_bias: torch.Tensor) -> None:
+        """Start at a simple model: item biases from the data (log popularity, or shrunk item offsets for ratings)
+        and a zero output layer, so that the untrained network scores exactly as that baseline does."""
+        last = self.n_layers - 1
+        with torch.no_grad():
+            self.item_bias.copy_(item_bias)
+            self.head[f"w{last}"].zero_()
+            self.head[f"b{last}"].zero_()
+
     # --- global part (shared by all users) -------------------------------------------------------------------
     def item_vectors(self) -> torch.Tensor:
         """(I, Di) the vector of every item in the catalogue."""

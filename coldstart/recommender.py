@@ -24,6 +24,8 @@ from .tasks import TaskBatch, UserLog, support_batch, user_rows
 
 log = logging.getLogger(__name__)
 
+PRIOR_SHRINKAGE = 10.0  # pseudo-ratings that pull a rarely rated item's starting offset towards the global mean
+
 
 class NotFittedError(RuntimeError):
     """The recommender was used before `fit` or `load`."""
@@ -81,6 +83,15 @@ class ColdStartRecommender:
             users = ratings.users if users is None else users
             ratings = ratings.ratings
         ratings = _check_frame(ratings, "ratings")
+        self._initialise(ratings, items, users)
+        self.summary_ = meta_train(self.net_, self.log_, features_to(self.user_feats_, self.device_), self.config,
+                                   np.random.default_rng(self.config.seed), self.device_, on_step)
+        self.summary_.update(n_ratings=len(ratings), n_users=len(self.users_), n_items=len(self.items_),
+                             device=str(self.device_))
+        return self
+
+    def _initialise(self, ratings: pd.DataFrame, items: pd.DataFrame | None, users: pd.DataFrame | None) -> None:
+        """Everything `fit` learns before meta-training: vocabularies, encoders, the log, the initial network."""
         cfg = self.config
         self.device_ = resolve_device(cfg.device)
         catalogue = ratings["item_id"] if items is None else pd.concat([ratings["item_id"], items["item_id"].astype(str)])
@@ -98,12 +109,21 @@ class ColdStartRecommender:
                               "std": float(r.std()) if r.std() > 0 else 1.0}
         self.net_ = self._build_net(self.item_encoder_.transform(items, self.items_.to_list()))
         self.net_.reset_parameters(torch.Generator().manual_seed(cfg.seed))
+        if cfg.init_from_prior:
+            self.net_.start_from_prior(torch.as_tensor(self._prior_bias(), dtype=torch.float32))
         self.net_.to(self.device_)
-        self.summary_ = meta_train(self.net_, self.log_, features_to(self.user_feats_, self.device_), cfg,
-                                   np.random.default_rng(cfg.seed), self.device_, on_step)
-        self.summary_.update(n_ratings=len(ratings), n_users=len(self.users_), n_items=len(self.items_),
-                             device=str(self.device_))
-        return self
+        self.summary_ = {}
+
+    def _prior_bias(self) -> np.ndarray:
+        """(I,) per-item starting bias: centred log(1 + count) ("implicit"), or the item's mean rating offset
+        shrunk towards 0 by PRIOR_SHRINKAGE pseudo-ratings ("rating")."""
+        items, ratings = self.log_.items, self.log_.ratings
+        counts = np.bincount(items, minlength=len(self.items_)).astype(np.float64)
+        if self.config.objective == "rating":
+            sums = np.bincount(items, weights=ratings - self.rating_stats_["mean"], minlength=len(self.items_))
+            return sums / (counts + PRIOR_SHRINKAGE)
+        log_pop = np.log1p(counts)
+        return log_pop - log_pop.mean()
 
     def _build_net(self, item_feats: EncodedFeatures) -> ColdStartNet:
         stats = self.rating_stats_

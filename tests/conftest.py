@@ -1,14 +1,27 @@
-"""Shared fixtures: tiny synthetic data with a planted answer, and small fitted models."""
+"""Shared fixtures and helpers: tiny synthetic data with a planted answer, small models, support slices."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from coldstart import ColdStartRecommender, Config, make_synthetic
+from coldstart.baselines import ALSFoldIn
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = Config(embedding_dim=8, hidden=(16, 8), epochs=2, meta_batch_size=16, n_negatives=64, seed=0)
+
+
+def als(**params) -> ALSFoldIn:
+    """A small ALS; one thread, since implicit's thread start-up dwarfs these fits (results do not depend on it)."""
+    return ALSFoldIn(**{"factors": 8, "iterations": 10, "seed": 0, "num_threads": 1, **params})
+
+
+def support_of(data, users, n=4) -> pd.DataFrame:
+    """The first n ratings in time of each user, users in the order given."""
+    r = data.ratings.sort_values("timestamp", kind="stable")
+    return pd.concat([r[r["user_id"] == u].head(n) for u in users])[["user_id", "item_id", "rating"]]
 
 
 def shared_data(name: str) -> Path:

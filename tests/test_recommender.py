@@ -1,63 +1,21 @@
-"""The recommender contract: fit returns self, top-k shape, exclusions, batch = loop, purity, persistence."""
+"""ColdStartRecommender beyond the shared contract (test_contract.py): learned state, adaptation, chunking, persistence,
+known users, the rating scale and the prior."""
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from coldstart import ColdStartRecommender, ModelFormatError, NotFittedError
-from tests.conftest import TINY
+from coldstart import ColdStartRecommender, ModelFormatError
+from tests.conftest import TINY, support_of
 
 
-def support_of(data, users, n=4):
-    """The first n ratings in time of each user, users in the order given."""
-    r = data.ratings.sort_values("timestamp")
-    return pd.concat([r[r["user_id"] == u].head(n) for u in users])[["user_id", "item_id", "rating"]]
-
-
-def test_fit_returns_self_and_learned_state(tiny_data):
-    rec = ColdStartRecommender(TINY.replace(epochs=1))
-    assert rec.fit(tiny_data) is rec
-    assert len(rec.items_) == 50 and len(rec.users_) == 60
-    assert rec.summary_["tasks"] == 60
-
-
-def test_unfitted_recommender_raises(tiny_data):
-    with pytest.raises(NotFittedError, match="fit"):
-        ColdStartRecommender().recommend(support_of(tiny_data, ["u1"]))
-
-
-def test_top_k_is_sorted_unique_and_excludes_support(fitted, tiny_data):
-    support = support_of(tiny_data, ["u1", "u2", "u3"])
-    recs = fitted.recommend(support, k=7)
-    assert list(recs.columns) == ["user_id", "rank", "item_id", "score"]
-    for user, group in recs.groupby("user_id"):
-        assert len(group) == 7 and group["item_id"].is_unique
-        assert list(group["rank"]) == list(range(1, 8))
-        assert (np.diff(group["score"].to_numpy()) <= 0).all()
-        assert not set(group["item_id"]) & set(support.loc[support["user_id"] == user, "item_id"])
-    assert list(recs["user_id"].unique()) == list(support["user_id"].unique())  # order of first appearance
-
-
-def test_include_seen_can_return_support_items(fitted, tiny_data):
-    support = support_of(tiny_data, ["u5"], n=6)
-    recs = fitted.recommend(support, k=50, exclude_seen=False)
-    assert len(recs) == 50 and set(support["item_id"]) <= set(recs["item_id"])
-    assert len(fitted.recommend(support, k=50)) == 50 - 6
-
-
-def test_batch_equals_the_loop_of_single_users(fitted, tiny_data):
-    users = [f"u{u}" for u in range(10)]
-    support = support_of(tiny_data, users)
-    batched = fitted.recommend(support, k=5)
-    singles = pd.concat([fitted.recommend(support[support["user_id"] == u], k=5) for u in users],
-                        ignore_index=True)
-    pd.testing.assert_frame_equal(batched[["user_id", "rank", "item_id"]], singles[["user_id", "rank", "item_id"]])
-    np.testing.assert_allclose(batched["score"], singles["score"], rtol=1e-5, atol=1e-5)
+def test_fit_learns_the_vocabularies_and_one_task_per_user_and_epoch(fitted):
+    assert len(fitted.items_) == 50 and len(fitted.users_) == 60
+    assert fitted.summary_["tasks"] == 60 * fitted.config.epochs
 
 
 def test_batching_in_chunks_does_not_change_results(fitted, tiny_data):
@@ -67,16 +25,6 @@ def test_batching_in_chunks_does_not_change_results(fitted, tiny_data):
                  "rating_stats_", "net_", "device_", "summary_"):
         setattr(small, name, getattr(fitted, name))
     pd.testing.assert_frame_equal(small.recommend(support, k=5), fitted.recommend(support, k=5))
-
-
-def test_recommend_and_predict_leave_the_model_unchanged(fitted, tiny_data):
-    before = {k: v.clone() for k, v in fitted.net_.state_dict().items()}
-    support = support_of(tiny_data, ["u1", "u2"])
-    fitted.recommend(support, k=5)
-    fitted.predict(support, support[["user_id", "item_id"]])
-    fitted.recommend_known(["u7"], k=3)
-    after = fitted.net_.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_adaptation_personalises(fitted, tiny_data):
@@ -130,49 +78,21 @@ def test_save_refuses_to_overwrite_a_foreign_directory(fitted, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
-def test_fit_is_deterministic_under_a_seed(tiny_data):
+@pytest.mark.parametrize("fitted", ["implicit"], indirect=True)
+def test_another_seed_gives_other_scores(fitted, tiny_data):
     support = support_of(tiny_data, ["u1", "u4"])
-    a = ColdStartRecommender(TINY.replace(epochs=1)).fit(tiny_data).recommend(support)
-    b = ColdStartRecommender(TINY.replace(epochs=1)).fit(tiny_data).recommend(support)
-    c = ColdStartRecommender(TINY.replace(epochs=1, seed=1)).fit(tiny_data).recommend(support)
-    pd.testing.assert_frame_equal(a, b)
-    assert not np.allclose(a["score"], c["score"])
+    other = ColdStartRecommender(fitted.config.replace(seed=1)).fit(tiny_data)
+    assert not np.allclose(fitted.recommend(support)["score"], other.recommend(support)["score"])
 
 
-def test_unknown_support_items_are_dropped_with_a_count(fitted, tiny_data, caplog):
-    support = pd.concat([support_of(tiny_data, ["u1"]),
-                         pd.DataFrame({"user_id": ["u1", "u1"], "item_id": ["nope", "nada"], "rating": [5.0, 4.0]})])
-    with caplog.at_level(logging.WARNING):
-        recs = fitted.recommend(support, k=5)
-    assert "dropped 2 support row(s)" in caplog.text
-    pd.testing.assert_frame_equal(recs, fitted.recommend(support_of(tiny_data, ["u1"]), k=5))
-
-
-def test_user_with_only_unknown_items_gets_the_initialisation(fitted):
-    recs = fitted.recommend(pd.DataFrame({"user_id": ["x"], "item_id": ["nope"], "rating": [3.0]}), k=4)
-    assert len(recs) == 4 and (recs["user_id"] == "x").all()
-
-
-def test_recommend_known_user_excludes_their_history(fitted, tiny_data):
+def test_recommend_known_user_excludes_their_history_and_leaves_the_model_unchanged(fitted, tiny_data):
+    before = {name: tensor.clone() for name, tensor in fitted.net_.state_dict().items()}
     recs = fitted.recommend_known(["u0"], k=10)
+    assert all(torch.equal(before[name], tensor) for name, tensor in fitted.net_.state_dict().items())
     history = set(tiny_data.ratings.loc[tiny_data.ratings["user_id"] == "u0", "item_id"])
     assert len(recs) == 10 and not set(recs["item_id"]) & history
     with pytest.raises(KeyError, match="unknown user"):
         fitted.recommend_known(["nobody"])
-
-
-def test_predict_returns_every_pair(fitted, tiny_data):
-    support = support_of(tiny_data, ["u1"])
-    pairs = pd.DataFrame({"user_id": ["u1", "u1", "zz"], "item_id": ["i3", "missing", "i3"]})
-    preds = fitted.predict(support, pairs)
-    assert list(preds.columns) == ["user_id", "item_id", "prediction"] and len(preds) == 3
-    assert np.isfinite(preds["prediction"][0]) and np.isnan(preds["prediction"][1]) and np.isfinite(preds["prediction"][2])
-    recs = fitted.recommend(support, k=50, exclude_seen=False)
-    expected = recs.loc[recs["item_id"] == "i3", "score"].item()
-    if fitted.config.objective == "rating":
-        lo, hi = fitted.rating_stats_["min"], fitted.rating_stats_["max"]
-        expected = min(max(expected, lo), hi)
-    assert preds["prediction"][0] == pytest.approx(expected, rel=1e-5)
 
 
 def test_rating_objective_predicts_on_the_data_scale(tiny_data):
@@ -181,3 +101,21 @@ def test_rating_objective_predicts_on_the_data_scale(tiny_data):
     preds = rec.predict(support, tiny_data.ratings[["user_id", "item_id"]].head(200))["prediction"]
     assert preds.between(1, 5).all() and preds.std() > 0
     assert abs(preds.mean() - tiny_data.ratings["rating"].mean()) < 1.0
+
+
+def test_init_from_prior_starts_at_the_baseline(tiny_data):
+    """Before meta-training, init_from_prior scores every item by log popularity ("implicit") or by its shrunk mean
+    rating ("rating") for every user (the output layer starts at zero)."""
+    from coldstart.recommender import PRIOR_SHRINKAGE
+    ratings = tiny_data.ratings
+    counts = ratings["item_id"].value_counts()
+    mean = ratings["rating"].mean()
+    offsets = (ratings["rating"] - mean).groupby(ratings["item_id"]).sum() / (counts + PRIOR_SHRINKAGE)
+    for objective, expected in (("implicit", np.log1p(counts)), ("rating", mean + offsets)):
+        rec = ColdStartRecommender(TINY.replace(objective=objective, init_from_prior=True, inner_steps=0))
+        rec._initialise(ratings, tiny_data.items, tiny_data.users)  # fit, up to the first meta-step
+        scores = rec.recommend(support_of(tiny_data, ["u1"]), k=50, exclude_seen=False).set_index("item_id")["score"]
+        want = expected.reindex(scores.index).fillna(np.log1p(0) if objective == "implicit" else mean)
+        shift = (scores - want).to_numpy()
+        np.testing.assert_allclose(shift, shift[0], atol=1e-5)  # equal up to a constant: the same ranking
+        assert objective == "implicit" or abs(shift[0]) < 1e-5  # ratings on the data's scale
