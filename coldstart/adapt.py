@@ -48,7 +48,7 @@ def softmax_loss(net: ColdStartNet, params: Params, item_vecs: torch.Tensor, ite
     return masked_mean(torch.logsumexp(logits, dim=2) - pos, mask, reduction)
 
 
-def adapt(params: Params, names: list[str], loss_fn: LossFn, steps: int, lr: float,
+def adapt(params: Params, names: list[str], loss_fn: LossFn, steps: int, lr: float | dict[str, torch.Tensor],
           first_order: bool = False) -> Params:
     """`steps` SGD steps of the parameters `names` on `loss_fn`; returns a new dict (the input is untouched).
 
@@ -57,18 +57,22 @@ def adapt(params: Params, names: list[str], loss_fn: LossFn, steps: int, lr: flo
         names: the keys of `params` to adapt; the others pass through unchanged.
         loss_fn: maps a parameter dict to the (B,) per-user support losses.
         steps: number of SGD steps (0 returns `params` itself).
-        lr: the inner learning rate.
+        lr: the inner learning rate, or one (learnable) scalar per name in `names`.
         first_order: drop the second-order terms (gradients are not differentiated through).
     """
     for _ in range(steps):
         local = [params[n] for n in names]
         grads = torch.autograd.grad(loss_fn(params).sum(), local, create_graph=not first_order)
-        params = {**params, **{n: p - lr * g for n, p, g in zip(names, local, grads)}}
+        rates = lr if isinstance(lr, dict) else dict.fromkeys(names, lr)
+        params = {**params, **{n: p - rates[n] * g for n, p, g in zip(names, local, grads)}}
     return params
 
 
-def adapt_detached(params: Params, names: list[str], loss_fn: LossFn, steps: int, lr: float) -> Params:
+def adapt_detached(params: Params, names: list[str], loss_fn: LossFn, steps: int,
+                   lr: float | dict[str, torch.Tensor]) -> Params:
     """Adaptation at prediction time: no graph is kept, results are detached (the model's weights stay fixed)."""
+    if isinstance(lr, dict):
+        lr = {n: v.detach() for n, v in lr.items()}
     with torch.enable_grad():
         start = {k: v.detach().requires_grad_(k in names) for k, v in params.items()}
         adapted = adapt(start, names, loss_fn, steps, lr, first_order=True)

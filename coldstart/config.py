@@ -36,6 +36,7 @@ class Config:
     #                      "last": only the output layer
     inner_steps: int = 2  # SGD steps on the support set
     inner_lr: float = 0.1  # SGD step size of the inner loop
+    learn_inner_lr: bool = False  # Meta-SGD-style: meta-learn one step size per adapted tensor (starts at inner_lr)
     inner_reduction: str = "mean"  # support loss per user: "mean", or "sum" (steps grow with the support size)
     first_order: bool = False  # FOMAML: treat the inner gradients as constants in the meta-gradient
     # --- outer loop (meta-training) --------------------------------------------------------------------------
@@ -70,6 +71,9 @@ class Config:
             _check_range(name, getattr(self, name), low=0.0)
         if not self.meta_lr > 0:
             raise ConfigError(f"config field 'meta_lr': expected a number > 0, found {self.meta_lr!r}")
+        if self.learn_inner_lr and not self.inner_lr > 0:
+            raise ConfigError(f"config field 'inner_lr': expected a number > 0 with learn_inner_lr, "
+                              f"found {self.inner_lr!r}")
         if self.support_max < self.support_min:
             raise ConfigError(f"config field 'support_max': expected >= support_min ({self.support_min}), "
                               f"found {self.support_max}")

@@ -59,8 +59,7 @@ def task_losses(net: ColdStartNet, batch: TaskBatch, user_feats: EncodedFeatures
     exclude = own_items(batch)  # (B, S + Q)
     support_loss = objective_loss(net, config, item_vecs, batch.support_items, batch.support_ratings,
                                   batch.support_mask, negatives, exclude, config.inner_reduction)
-    params = adapt(net.local_params(user_vecs), net.local_names(), support_loss, steps, config.inner_lr,
-                   first_order)
+    params = adapt(net.local_params(user_vecs), net.local_names(), support_loss, steps, net.inner_lr(), first_order)
     query_loss = objective_loss(net, config, item_vecs, batch.query_items, batch.query_ratings,
                                 batch.query_mask, negatives, exclude)
     return query_loss(params)

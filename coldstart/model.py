@@ -73,6 +73,9 @@ class ColdStartNet(nn.Module):
             self.head[f"w{j}"] = nn.Parameter(torch.empty(fan_out, fan_in))
             self.head[f"b{j}"] = nn.Parameter(torch.zeros(fan_out))
         self.n_layers = len(widths) - 1
+        if config.learn_inner_lr:  # Meta-SGD-style: one meta-learned step size per adapted tensor
+            self.inner_log_lr = nn.ParameterDict(
+                {name: nn.Parameter(torch.tensor(math.log(config.inner_lr))) for name in self.local_names()})
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Seeded initialisation (no global RNG): N(0, 0.1) embeddings, Kaiming-uniform head, zero biases."""
@@ -83,6 +86,8 @@ class ColdStartNet(nn.Module):
                     p.copy_(torch.rand(p.shape, generator=generator) * 2 * bound - bound)
                 elif name.startswith("head.b") or name == "item_bias" or name.endswith(".bias"):
                     p.zero_()
+                elif name.startswith("inner_log_lr."):
+                    p.fill_(math.log(self.config.inner_lr))
                 else:
                     p.copy_(torch.randn(p.shape, generator=generator) * 0.1)
                     if "tables" in name:
@@ -127,6 +132,12 @@ class ColdStartNet(nn.Module):
         if self.config.adapt == "last":
             head = head[-2:]
         return head + (["user"] if self.config.adapt == "head+user" else [])
+
+    def inner_lr(self) -> float | dict[str, torch.Tensor]:
+        """The inner loop's step size: the configured number, or one learned scalar per adapted tensor."""
+        if not self.config.learn_inner_lr:
+            return self.config.inner_lr
+        return {name: log_lr.exp() for name, log_lr in self.inner_log_lr.items()}
 
     def local_params(self, user_vecs: torch.Tensor) -> Params:
         """Per-user copies (leading dimension B) of the adapted parameters, still connected to the initialisation."""

@@ -62,7 +62,7 @@ class ColdStartRecommender:
         e.g. plain fine-tuning of a network trained without meta-learning)."""
         self._check_fitted()
         view = copy.copy(self)
-        view.config = self.config.replace(inner_steps=inner_steps,
+        view.config = self.config.replace(inner_steps=inner_steps, learn_inner_lr=False,
                                           inner_lr=self.config.inner_lr if inner_lr is None else inner_lr)
         return view
 
@@ -226,7 +226,7 @@ class ColdStartRecommender:
             loss = objective_loss(net, cfg, item_vecs, sub.support_items, sub.support_ratings,
                                   sub.support_mask, negatives, own_items(sub), cfg.inner_reduction)
             params = adapt_detached(net.local_params(user_vecs), net.local_names(), loss, cfg.inner_steps,
-                                    cfg.inner_lr)
+                                    net.inner_lr() if cfg.learn_inner_lr else cfg.inner_lr)
             with torch.no_grad():
                 yield rows, net.scores(params, item_vecs, None)  # (b, I)
 

@@ -16,9 +16,10 @@ from coldstart.tasks import UserLog, sample_tasks
 N_ITEMS, N_USERS = 30, 12
 
 
-def make_net(objective: str = "implicit", adapt_mode: str = "head", dtype=torch.float32, seed: int = 0):
+def make_net(objective: str = "implicit", adapt_mode: str = "head", dtype=torch.float32, seed: int = 0,
+             learn_inner_lr: bool = False):
     cfg = Config(objective=objective, adapt=adapt_mode, embedding_dim=4, hidden=(6, 5), inner_lr=0.05,
-                 inner_steps=2, n_negatives=10)
+                 inner_steps=2, n_negatives=10, learn_inner_lr=learn_inner_lr)
     rng = np.random.default_rng(seed)
     genre = rng.integers(3, size=N_ITEMS)
     items = pd.DataFrame({"item_id": [str(i) for i in range(N_ITEMS)], "genre": [f"g{g}" for g in genre]})
@@ -95,15 +96,16 @@ def test_batched_adaptation_equals_the_per_user_loop(objective):
         torch.testing.assert_close(net.scores(single, item_vecs, None)[0], batched_scores[u], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("objective", ["implicit", "rating"])
-def test_second_order_meta_gradient_matches_finite_differences(objective):
-    net, cfg, batch, feats, neg = make_net(objective, dtype=torch.float64)
+@pytest.mark.parametrize("objective, learn_inner_lr", [("implicit", False), ("rating", False), ("rating", True)])
+def test_second_order_meta_gradient_matches_finite_differences(objective, learn_inner_lr):
+    net, cfg, batch, feats, neg = make_net(objective, dtype=torch.float64, learn_inner_lr=learn_inner_lr)
     params = dict(net.named_parameters())
     loss = task_losses(net, batch, feats, neg, cfg, steps=2, first_order=False).sum()
     grads = dict(zip(params, torch.autograd.grad(loss, list(params.values()), allow_unused=True)))
     rng = np.random.default_rng(0)
     eps = 1e-6
-    for name in ["head.w0", "head.w1", "head.b2", "item_bias", "item_ids.weight"]:
+    names = ["head.w0", "head.w1", "head.b2", "item_bias", "item_ids.weight"]
+    for name in names + (["inner_log_lr.w0", "inner_log_lr.b2"] if learn_inner_lr else []):
         p = params[name]
         for flat in rng.choice(p.numel(), min(3, p.numel()), replace=False):
             idx = np.unravel_index(flat, p.shape)
