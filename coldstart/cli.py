@@ -37,6 +37,13 @@ UserCol = Annotated[str, typer.Option("--user-col", help="Name of the user id co
 ItemCol = Annotated[str, typer.Option("--item-col", help="Name of the item id column in RATINGS.")]
 RatingCol = Annotated[str, typer.Option("--rating-col", help="Name of the rating column (absent: implicit).")]
 TimeCol = Annotated[str, typer.Option("--time-col", help="Name of the timestamp column.")]
+ItemsFile = Annotated[Optional[Path], typer.Option("--items", help="Item features file.")]
+UsersFile = Annotated[Optional[Path], typer.Option("--users", help="User features file.")]
+Objective = Annotated[Optional[str], typer.Option(help="implicit (rank the catalogue) or rating.")]
+Epochs = Annotated[Optional[int], typer.Option(help="Passes over the training users.")]
+Device = Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")]
+Seed = Annotated[Optional[int], typer.Option(help="Seed of every random draw (and of the split).")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML file of config keys.")]
 
 
 def main() -> None:
@@ -59,16 +66,11 @@ def fit(
     ratings: Annotated[Optional[Path], typer.Argument(help="Ratings file or a known dataset folder (MovieLens, "
                                                       "RecBole); default: the bundled MovieLens latest-small.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Model directory to write.")] = Path("model"),
-    items: Annotated[Optional[Path], typer.Option("--items", help="Item features file.")] = None,
-    users: Annotated[Optional[Path], typer.Option("--users", help="User features file.")] = None,
-    objective: Annotated[Optional[str], typer.Option(help="implicit (rank the catalogue) or rating.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Passes over the training users.")] = None,
+    items: ItemsFile = None, users: UsersFile = None, objective: Objective = None, epochs: Epochs = None,
     inner_steps: Annotated[Optional[int], typer.Option(help="SGD steps of adaptation per user.")] = None,
     first_order: Annotated[Optional[bool], typer.Option("--first-order/--second-order",
                                                         help="FOMAML instead of full MAML.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of every random draw.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of config keys.")] = None,
+    device: Device = None, seed: Seed = None, config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
     time_col: TimeCol = "timestamp", quiet: Quiet = False,
 ) -> None:
@@ -149,8 +151,7 @@ def predict(
 def evaluate(
     ratings: Annotated[Optional[Path], typer.Argument(help="Ratings file or known dataset folder; default: the "
                                                       "bundled MovieLens latest-small.")] = None,
-    items: Annotated[Optional[Path], typer.Option("--items", help="Item features file.")] = None,
-    users: Annotated[Optional[Path], typer.Option("--users", help="User features file.")] = None,
+    items: ItemsFile = None, users: UsersFile = None,
     shots: Annotated[str, typer.Option(help="Support sizes, comma-separated.")] = "1,3,5,10",
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Length of the ranked lists.")] = 10,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for report.csv/json/png and the split.")
@@ -158,11 +159,8 @@ def evaluate(
     new_fraction: Annotated[float, typer.Option(help="Share of users (the newest) held out as new users.")] = 0.2,
     threshold: Annotated[float, typer.Option(help="Query ratings >= this are relevant (implicit data: all).")
                          ] = 4.0,
-    objective: Annotated[Optional[str], typer.Option(help="implicit or rating.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Passes over the training users.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the split and of every model.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of config keys.")] = None,
+    objective: Objective = None, epochs: Epochs = None, device: Device = None, seed: Seed = None,
+    config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
     time_col: TimeCol = "timestamp", quiet: Quiet = False,
 ) -> None:
