@@ -17,7 +17,7 @@ import pandas as pd
 from coldstart import Config, Dataset, load_dataset
 from coldstart.baselines import ALSFoldIn, ItemMeanOffset, Popularity
 from coldstart.evaluate import Protocol, shot_task, split_new_users, score_task
-from coldstart.data import IdMap
+from coldstart.ids import IdMap
 from coldstart.recommender import ColdStartRecommender
 
 

@@ -2,7 +2,8 @@
 __version__ = "0.1.0"
 
 from .config import Config, ConfigError
-from .data import DataError, Dataset, IdMap, load_features, load_ratings
+from .data import DataError, Dataset, load_features, load_ratings
+from .ids import IdMap
 from .formats import load_dataset
 from .persist import ModelFormatError
 from .recommender import ColdStartRecommender, NotFittedError

@@ -18,7 +18,8 @@ import pandas as pd
 import scipy.sparse as sp
 import threadpoolctl
 
-from .data import Dataset, IdMap
+from .data import Dataset
+from .ids import IdMap
 from .recommender import NotFittedError, _check_frame
 
 __all__ = ["ALSFoldIn", "ItemMeanOffset", "Popularity"]

@@ -1,12 +1,10 @@
-"""Reading and validating interaction logs and side features; the `Dataset` container; IdMap (ids <-> indices).
+"""Reading and validating interaction logs and side features; the `Dataset` container.
 
 Generic readers for CSV/TSV/Parquet and RecBole atomic files, compressed (`.gz`/`.zip`/...) or on stdin, plus the
 validation every layout shares. Known dataset layouts (MovieLens, RecBole folders, Last.fm) live in `formats.py`.
 
 Every reader returns DataFrames whose ids are strings (`"007"` stays `"007"`) and reports bad input as a
 `DataError` naming the file, the line (the header is line 1) or column, what was expected and what was found.
-
-(Helper-owned skeleton: the Dataset container below is the shared interface.)
 """
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ import io
 import logging
 import sys
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -361,58 +359,3 @@ def load_features(path: str | Path, *, id_col: str, kind: str) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- ids <-> indices
-
-
-class IdMap:
-    """Opaque string ids ↔ contiguous indices 0..n-1, in the order given.
-
-    Args:
-        ids: the distinct ids; index `i` is `ids[i]`.
-
-    Raises:
-        ValueError: an id appears twice.
-    """
-
-    def __init__(self, ids: Iterable[str]) -> None:
-        self._index = pd.Index(list(ids), dtype=object)
-        if not self._index.is_unique:
-            repeated = self._index[self._index.duplicated()][0]
-            raise ValueError(f"IdMap ids must be unique, found {repeated!r} twice")
-        self._ids = self._index.to_numpy()
-
-    @classmethod
-    def from_values(cls, values: Iterable[str]) -> IdMap:
-        """The distinct ids of `values` in first-seen order."""
-        values = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
-        return cls(values.unique())
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def __contains__(self, id_: object) -> bool:
-        return id_ in self._index
-
-    def __repr__(self) -> str:
-        return f"IdMap({len(self)} ids)"
-
-    def index(self, ids: Sequence[str] | pd.Series) -> np.ndarray:
-        """Indices (int64) of `ids`; -1 for an id not in the map."""
-        if isinstance(ids, str):
-            raise TypeError("IdMap.index takes a sequence of ids; wrap a single id in a list")
-        return self._index.get_indexer(pd.Index(ids, dtype=object)).astype(np.int64, copy=False)
-
-    def ids(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """The ids (object array of str) at `indices`.
-
-        Raises:
-            IndexError: an index is outside 0..len-1 (so -1 never silently means the last id).
-        """
-        indices = np.asarray(indices, dtype=np.int64)
-        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
-            found = f"{indices.min()}..{indices.max()}"
-            raise IndexError(f"IdMap indices must lie in 0..{len(self) - 1}, found {found}")
-        return self._ids[indices]
-
-    def to_list(self) -> list[str]:
-        """The ids in index order."""
-        return list(self._ids)

@@ -23,7 +23,8 @@ import pandas as pd
 
 from .baselines import ALSFoldIn, ItemMeanOffset, Popularity
 from .config import Config
-from .data import Dataset, IdMap
+from .data import Dataset
+from .ids import IdMap
 from .metrics import (catalog_coverage, mae, random_within_query_ndcg, ranking_metrics, rmse,
                       within_query_ndcg)
 from .recommender import ColdStartRecommender

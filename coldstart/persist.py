@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import Config, ConfigError
-from .data import IdMap
+from .ids import IdMap
 from .features import EncodedFeatures, FeatureEncoder
 from .tasks import UserLog
 

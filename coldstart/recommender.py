@@ -16,7 +16,8 @@ import torch
 from . import persist
 from .adapt import adapt_detached, objective_loss
 from .config import Config
-from .data import Dataset, IdMap
+from .data import Dataset
+from .ids import IdMap
 from .features import EncodedFeatures, FeatureEncoder, features_to, select_rows
 from .meta import StepReport, meta_train, own_items, sample_negatives
 from .model import ColdStartNet

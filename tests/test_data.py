@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart.data import DataError, IdMap, load_features, load_ratings
+from coldstart.data import DataError, load_features, load_ratings
+from coldstart.ids import IdMap
 
 
 def write(path: Path, text: str) -> Path:

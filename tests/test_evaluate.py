@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from coldstart import make_synthetic
 from coldstart.baselines import Popularity
 from coldstart.cli import app
-from coldstart.data import IdMap
+from coldstart.ids import IdMap
 from coldstart.evaluate import Protocol, Task, melu_tasks, score_task, shot_task, split_new_users
 
 
