@@ -5,9 +5,7 @@ Exit codes: 0 success, 1 bad input (data, model or config), 2 bad usage.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,8 +16,8 @@ from .config import Config, ConfigError
 from .data import DataError, load_features, load_ratings
 from .evaluate import Protocol, default_systems, format_table, run_evaluation, write_report
 from .formats import load_dataset
-from .persist import ModelFormatError, read_metadata
 from .meta import StepReport
+from .persist import ModelFormatError, atomic_file, read_metadata
 from .recommender import ColdStartRecommender, NotFittedError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -307,17 +305,10 @@ def _write(df: pd.DataFrame, output: Path | None, fmt: str | None, labels: list[
         return
     fmt = fmt or {".json": "json", ".parquet": "parquet", ".pq": "parquet", ".txt": "table"}.get(
         output.suffix.lower(), "csv")
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent if str(output.parent) else ".")
-    os.close(fd)
-    try:
-        if fmt == "parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            Path(tmp).write_text(_render(df, fmt, labels, label_name))
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if fmt == "parquet":
+        atomic_file(output, lambda tmp: df.to_parquet(tmp, index=False))
+    else:
+        atomic_file(output, lambda tmp: Path(tmp).write_text(_render(df, fmt, labels, label_name)))
 
 
 def _render(df: pd.DataFrame, fmt: str, labels: list[str] | None, label_name: str) -> str:

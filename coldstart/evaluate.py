@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +25,7 @@ from .data import Dataset
 from .ids import IdMap
 from .metrics import (catalog_coverage, mae, random_within_query_ndcg, ranking_metrics, rmse,
                       within_query_ndcg)
+from .persist import atomic_file
 from .recommender import ColdStartRecommender
 
 log = logging.getLogger(__name__)
@@ -252,12 +251,12 @@ def format_table(report: Report) -> str:
 def write_report(report: Report, out_dir: Path) -> list[Path]:
     """report.csv, report.json, report.png (and split.csv.gz when given) under `out_dir`, each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [_atomic(out_dir / "report.csv", lambda p: report.rows.to_csv(p, index=False)),
-               _atomic(out_dir / "report.json", lambda p: Path(p).write_text(json.dumps(
+    written = [atomic_file(out_dir / "report.csv", lambda p: report.rows.to_csv(p, index=False)),
+               atomic_file(out_dir / "report.json", lambda p: Path(p).write_text(json.dumps(
                    {"meta": report.meta, "rows": json.loads(report.rows.to_json(orient="records"))}, indent=1))),
-               _atomic(out_dir / "report.png", lambda p: plot_report(report, p))]
+               atomic_file(out_dir / "report.png", lambda p: plot_report(report, p))]
     if report.split is not None:
-        written.append(_atomic(out_dir / "split.csv.gz", lambda p: report.split.to_csv(p, index=False,
+        written.append(atomic_file(out_dir / "split.csv.gz", lambda p: report.split.to_csv(p, index=False,
                                                                                        compression="gzip")))
     return written
 
@@ -296,15 +295,3 @@ def split_rows(train: pd.DataFrame, tasks: list[Task]) -> pd.DataFrame:
             parts.append(pd.DataFrame({"task": t.name, "part": part, "user_id": df["user_id"].to_numpy(),
                                        "item_id": df["item_id"].to_numpy()}))
     return pd.concat(parts, ignore_index=True)
-
-
-def _atomic(path: Path, write: Callable[[str], object]) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path

@@ -5,8 +5,10 @@ Writes go to a temporary directory beside the target, renamed into place only wh
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,19 @@ WEIGHTS, META = "weights.safetensors", "model.json"
 
 class ModelFormatError(ValueError):
     """A model directory is missing, incomplete, or of another format version."""
+
+
+def atomic_file(path: Path, write: Callable[[str], object]) -> Path:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place; on failure nothing is left."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def coldstart_version() -> str:

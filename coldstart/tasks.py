@@ -76,11 +76,16 @@ def pad_segments(seg: np.ndarray, pos: np.ndarray, values: list[np.ndarray], n_r
     return out, torch.from_numpy(mask)
 
 
+def segment_positions(lengths: np.ndarray) -> np.ndarray:
+    """(sum(lengths),) each element's position 0..n-1 within its segment, for consecutive segments of `lengths`."""
+    return np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
 def user_rows(log: UserLog, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For the users (B,), every log row they own: (batch row, position within the user, log row), users in order."""
     lengths = log.lengths()[users]  # (B,)
     seg = np.repeat(np.arange(len(users)), lengths)  # (n,)
-    rank = np.arange(len(seg)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # (n,)
+    rank = segment_positions(lengths)  # (n,)
     return seg, rank, np.repeat(log.indptr[users], lengths) + rank
 
 
@@ -136,7 +141,7 @@ def support_batch(items: np.ndarray, ratings: np.ndarray, seg: np.ndarray, n_use
     order = np.argsort(seg, kind="stable")
     seg, items, ratings = seg[order], items[order], ratings[order]
     counts = np.bincount(seg, minlength=n_users)
-    rank = np.arange(len(seg)) - np.repeat(np.cumsum(counts) - counts, counts)
+    rank = segment_positions(counts)
     (s_items, s_ratings), s_mask = pad_segments(seg, rank, [items, ratings], n_users, [torch.int64, torch.float32])
     empty_i = torch.zeros((n_users, 1), dtype=torch.int64)
     users_t = torch.as_tensor(users if users is not None else np.full(n_users, -1), dtype=torch.int64)
