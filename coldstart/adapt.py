@@ -87,6 +87,4 @@ def objective_loss(net: ColdStartNet, config: Config, item_vecs: torch.Tensor, i
     `reduction` "sum" (config.inner_reduction, for support sets) makes an inner step grow with the support size."""
     if config.objective == "rating":
         return lambda p: rating_loss(net, p, item_vecs, items, ratings, mask, reduction)
-    if config.positive_rating is not None:
-        mask = mask & (ratings >= config.positive_rating)
     return lambda p: softmax_loss(net, p, item_vecs, items, mask, negatives, exclude, reduction)

@@ -109,10 +109,18 @@ class Popularity(_Baseline):
 
     The score is an item's number of interactions in the training log; ties go to the item seen first in training.
     `predict` returns that count, which is not a rating.
+
+    Args:
+        min_rating: count only ratings >= this ("popularity_liked": the items people liked, not merely rated).
     """
 
     name = "popularity"
     rating_predictor = False
+
+    def __init__(self, min_rating: float | None = None):
+        self.min_rating = min_rating
+        if min_rating is not None:
+            self.name = "popularity_liked"
 
     def fit(self, ratings: pd.DataFrame | Dataset, items: pd.DataFrame | None = None,
             users: pd.DataFrame | None = None) -> Popularity:
@@ -124,6 +132,8 @@ class Popularity(_Baseline):
             users: ignored.
         """
         ratings, self.items_ = _training_log(ratings, items)
+        if self.min_rating is not None:
+            ratings = ratings[ratings["rating"] >= self.min_rating]
         self.counts_ = _item_counts(ratings, self.items_)  # (I,)
         return self
 

@@ -40,7 +40,7 @@ class Config:
     inner_reduction: str = "mean"  # support loss per user: "mean", or "sum" (steps grow with the support size)
     first_order: bool = False  # FOMAML: treat the inner gradients as constants in the meta-gradient
     # --- outer loop (meta-training) --------------------------------------------------------------------------
-    meta_lr: float = 3e-3  # Adam step size of the outer loop
+    meta_lr: float = 1e-3  # Adam step size of the outer loop
     weight_decay: float = 1e-4  # Adam weight decay (L2) of the outer loop
     meta_batch_size: int = 32  # users (tasks) per meta-step
     epochs: int = 40  # passes over the training users
@@ -49,7 +49,9 @@ class Config:
     query_size: int = 32  # at most this many query interactions per training task
     task_split: str = "time"  # training support: each user's first interactions ("time", as a new user's are),
     #                           or a "random" subset (MeLU)
-    positive_rating: float | None = None  # "implicit" on rated data: only ratings >= this count as positives
+    positive_rating: float | None = 4.0  # "implicit": the query loss (what meta-training asks an adapted user's
+    #                                      model to find) counts only ratings >= this; every support interaction
+    #                                      still adapts the user. None, or data without ratings: every interaction
     n_negatives: int = 512  # negatives per meta-batch for the sampled softmax ("implicit"); >= items: full softmax
     # --- run ------------------------------------------------------------------------------------------------
     seed: int = 0

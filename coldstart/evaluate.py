@@ -34,6 +34,7 @@ MELU_SCENARIOS = ("warm_up", "user_cold_testing", "item_cold_testing", "user_and
 MELU_PAPER = {"user_cold_testing": {"mae": 0.7854, "wq_ndcg@1": 0.8803, "wq_ndcg@3": 0.8812}}  # MeLU-5, Table 3
 MELU_QUERY, MELU_MIN, MELU_MAX = 10, 13, 100
 FINETUNE_STEPS = 5  # SGD steps of the "network+finetune" baseline
+LIKED = 4.0  # "popularity_liked" counts ratings >= this
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,9 @@ def melu_tasks(ratings: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, list[Tas
 
 # --- systems ---------------------------------------------------------------------------------------------------
 def default_systems(config: Config, on_step: Callable | None = None) -> list[System]:
-    """coldstart, then the baselines: popularity, item mean + user offset, ALS fold-in, the same network trained
-    without meta-learning (no adaptation), and that network fine-tuned on each support set."""
+    """coldstart, then the baselines: popularity (of all ratings, and of liked ratings on rated data), item mean +
+    user offset, ALS fold-in, the same network trained without meta-learning (no adaptation), and that network
+    fine-tuned on each support set."""
     def meta(train: Dataset) -> dict:
         return {"coldstart": ColdStartRecommender(config).fit(train, on_step=on_step)}
 
@@ -136,7 +138,8 @@ def default_systems(config: Config, on_step: Callable | None = None) -> list[Sys
         return {"network": plain, "network+finetune": plain.with_adaptation(FINETUNE_STEPS, config.inner_lr)}
 
     def simple(train: Dataset) -> dict:
-        return {m.name: m.fit(train) for m in (Popularity(), ItemMeanOffset(), ALSFoldIn(seed=config.seed))}
+        liked = [] if train.implicit else [Popularity(min_rating=LIKED)]
+        return {m.name: m.fit(train) for m in (Popularity(), *liked, ItemMeanOffset(), ALSFoldIn(seed=config.seed))}
 
     return [meta, simple, network]
 

@@ -48,6 +48,14 @@ def own_items(batch: TaskBatch) -> torch.Tensor:
                       batch.query_items.masked_fill(~batch.query_mask, -1)], dim=1)
 
 
+def query_targets(batch: TaskBatch, config: Config) -> torch.Tensor:
+    """(B, Q) the query slots the query loss asks for: with "implicit" and positive_rating, the items a user will
+    like (rating >= positive_rating); otherwise every query slot."""
+    if config.objective == "implicit" and config.positive_rating is not None:
+        return batch.query_mask & (batch.query_ratings >= config.positive_rating)
+    return batch.query_mask
+
+
 def task_losses(net: ColdStartNet, batch: TaskBatch, user_feats: EncodedFeatures, negatives: torch.Tensor,
                 config: Config, steps: int | None = None, first_order: bool | None = None) -> torch.Tensor:
     """(B,) query losses after adapting each user on its support set; differentiable w.r.t. the net."""
@@ -61,7 +69,7 @@ def task_losses(net: ColdStartNet, batch: TaskBatch, user_feats: EncodedFeatures
                                   batch.support_mask, negatives, exclude, config.inner_reduction)
     params = adapt(net.local_params(user_vecs), net.local_names(), support_loss, steps, net.inner_lr(), first_order)
     query_loss = objective_loss(net, config, item_vecs, batch.query_items, batch.query_ratings,
-                                batch.query_mask, negatives, exclude)
+                                query_targets(batch, config), negatives, exclude)
     return query_loss(params)
 
 
@@ -73,6 +81,10 @@ def meta_train(net: ColdStartNet, user_log: UserLog, user_feats: EncodedFeatures
     if len(users) == 0:
         raise ValueError("no user has 2 or more interactions: nothing to meta-train on")
     n_items = net.item_bias.shape[0]
+    if config.positive_rating is not None and not (user_log.ratings >= config.positive_rating).any():
+        log.info("no rating reaches positive_rating %g: every interaction counts as a positive",
+                 config.positive_rating)
+        config = config.replace(positive_rating=None)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.meta_lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(users) // config.meta_batch_size)
     start, n_tasks, losses = time.perf_counter(), 0, []

@@ -9,7 +9,7 @@ import torch
 from coldstart.adapt import adapt, objective_loss
 from coldstart.config import Config
 from coldstart.features import FeatureEncoder
-from coldstart.meta import own_items, sample_negatives, task_losses
+from coldstart.meta import own_items, query_targets, sample_negatives, task_losses
 from coldstart.model import ColdStartNet
 from coldstart.tasks import UserLog, sample_tasks
 
@@ -148,13 +148,28 @@ def test_first_order_equals_the_detached_computation(objective):
             g = torch.autograd.grad(loss(detached).sum(), [detached[n] for n in names])
         local = {**local, **{n: local[n] - cfg.inner_lr * gi.detach() for n, gi in zip(names, g)}}
     query = objective_loss(net, cfg, item_vecs, batch.query_items, batch.query_ratings,
-                           batch.query_mask, neg, own_items(batch))
+                           query_targets(batch, cfg), neg, own_items(batch))
     manual = torch.autograd.grad(query(local).sum(), params, allow_unused=True)
     for a, b in zip(fo, manual):
         if a is None or b is None:
             assert a is None and b is None
         else:
             torch.testing.assert_close(a, b)
+
+
+def test_positive_rating_selects_query_targets_and_leaves_the_support_alone():
+    net, cfg, batch, feats, neg = make_net("implicit", dtype=torch.float64)
+    assert (batch.query_mask & (batch.query_ratings < cfg.positive_rating)).any()
+    assert (batch.support_mask & (batch.support_ratings < cfg.positive_rating)).any()
+
+    def losses(config):
+        return task_losses(net, batch, feats, neg, config).detach()
+
+    every = cfg.replace(positive_rating=None)
+    assert not torch.allclose(losses(cfg), losses(every))  # disliked query items are not targets
+    # Once every query item is liked the two agree exactly: disliked support items still adapt the user.
+    batch.query_ratings = batch.query_ratings.clamp(min=cfg.positive_rating)
+    torch.testing.assert_close(losses(cfg), losses(every), rtol=0, atol=0)
 
 
 def test_sum_reduction_scales_the_support_loss_by_its_size():

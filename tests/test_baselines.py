@@ -25,6 +25,16 @@ def test_popularity_ranks_items_by_training_count(tiny_data):
     assert list(preds["prediction"]) == [counts[expected[0]], counts[expected[1]]]
 
 
+def test_liked_popularity_counts_only_ratings_at_or_above_the_threshold(tiny_data):
+    rec = Popularity(min_rating=4.0).fit(tiny_data)
+    liked = tiny_data.ratings[tiny_data.ratings["rating"] >= 4.0]["item_id"].value_counts()
+    assert rec.name == "popularity_liked" and 0 < liked.sum() < len(tiny_data.ratings)
+    items = list(rec.items_.to_list())
+    support = pd.DataFrame({"user_id": ["x"], "item_id": [items[0]], "rating": [3.0]})
+    preds = rec.predict(support, pd.DataFrame({"user_id": "x", "item_id": items}))
+    assert list(preds["prediction"]) == [float(liked.get(i, 0)) for i in items]
+
+
 # --- ItemMeanOffset --------------------------------------------------------------------------------------------
 TOY = pd.DataFrame({"user_id": ["a", "a", "b", "b", "c", "c"], "item_id": ["i1", "i2", "i1", "i3", "i2", "i3"],
                     "rating": [5.0, 3.0, 4.0, 1.0, 2.0, 2.0]})  # mu = 17/6

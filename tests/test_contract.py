@@ -21,6 +21,7 @@ RECOMMENDERS = {  # id -> a factory of the unfitted model; the id starts with th
     "coldstart-implicit": lambda: ColdStartRecommender(TINY),
     "coldstart-rating": lambda: ColdStartRecommender(TINY.replace(objective="rating")),
     "popularity": Popularity,
+    "popularity_liked": lambda: Popularity(min_rating=4.0),
     "item_mean": ItemMeanOffset,
     "als": als,
 }
