@@ -5,23 +5,32 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import pandas as pd
 
 COLUMNS = ["ndcg@10", "recall@10", "hit@10", "coverage@10", "mae", "rmse", "wq_ndcg@1", "wq_ndcg@3"]
 
 
+def present(frame: pd.DataFrame) -> list[str]:
+    """The metric columns of COLUMNS that `frame` has values for, in that order."""
+    return [c for c in COLUMNS if c in frame and frame[c].notna().any()]
+
+
+def print_table(group: pd.DataFrame, cols: list[str], cell: Callable[[pd.Series, str], str]) -> None:
+    """One Markdown table: a row per system, a column per metric, each cell written by `cell(row, column)`."""
+    print("| system | " + " | ".join(cols) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for _, r in group.iterrows():
+        print(f"| {r['system']} | " + " | ".join("-" if pd.isna(r[c]) else cell(r, c) for c in cols) + " |")
+
+
 def main(path: str) -> None:
     rows = pd.read_csv(path)
     for task, group in rows.groupby("task", sort=False):
-        cols = [c for c in COLUMNS if c in group and group[c].notna().any()]
         print(f"\n**{task}** ({int(group['users'].iloc[0])} users; random ranker within query: "
               f"wq_ndcg@1 {group['wq_ndcg@1_random'].iloc[0]:.4f}, wq_ndcg@3 {group['wq_ndcg@3_random'].iloc[0]:.4f})\n")
-        print("| system | " + " | ".join(cols) + " |")
-        print("|---|" + "---:|" * len(cols))
-        for _, r in group.iterrows():
-            cells = [("-" if pd.isna(r[c]) else f"{r[c]:.4f}") for c in cols]
-            print(f"| {r['system']} | " + " | ".join(cells) + " |")
+        print_table(group, present(group), lambda r, c: f"{r[c]:.4f}")
 
 
 if __name__ == "__main__":

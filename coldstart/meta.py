@@ -81,7 +81,8 @@ def meta_train(net: ColdStartNet, user_log: UserLog, user_feats: EncodedFeatures
     if len(users) == 0:
         raise ValueError("no user has 2 or more interactions: nothing to meta-train on")
     n_items = net.item_bias.shape[0]
-    if config.positive_rating is not None and not (user_log.ratings >= config.positive_rating).any():
+    liked = config.objective == "implicit" and config.positive_rating is not None
+    if liked and not (user_log.ratings >= config.positive_rating).any():
         log.info("no rating reaches positive_rating %g: every interaction counts as a positive",
                  config.positive_rating)
         config = config.replace(positive_rating=None)
