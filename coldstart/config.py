@@ -32,8 +32,8 @@ class Config:
     pool_support: bool = True  # user input also holds the mean embedding of the user's support items
     init_from_prior: bool = True  # start at a baseline: item biases from the data, zero output layer
     # --- inner loop (adaptation to one user) -----------------------------------------------------------------
-    adapt: str = "head"  # "head": all decision layers (MeLU's local update); "head+user": also the user vector;
-    #                      "last": only the output layer
+    adapt: str = "head+user"  # "head+user": the decision layers and the user vector (with its pooled support);
+    #                           "head": the decision layers only (MeLU's local update); "last": the output layer
     inner_steps: int = 2  # SGD steps on the support set
     inner_lr: float = 0.1  # SGD step size of the inner loop
     learn_inner_lr: bool = False  # Meta-SGD-style: meta-learn one step size per adapted tensor (starts at inner_lr)

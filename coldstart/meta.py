@@ -62,12 +62,11 @@ def task_losses(net: ColdStartNet, batch: TaskBatch, user_feats: EncodedFeatures
     steps = config.inner_steps if steps is None else steps
     first_order = config.first_order if first_order is None else first_order
     item_vecs = net.item_vectors()  # (I, Di)
-    user_vecs = net.user_vectors(user_feats, item_vecs, batch.support_items, batch.support_ratings,
-                                 batch.support_mask)  # (B, Du)
+    start = net.user_params(user_feats, item_vecs, batch.support_items, batch.support_ratings, batch.support_mask)
     exclude = own_items(batch)  # (B, S + Q)
     support_loss = objective_loss(net, config, item_vecs, batch.support_items, batch.support_ratings,
                                   batch.support_mask, negatives, exclude, config.inner_reduction)
-    params = adapt(net.local_params(user_vecs), net.local_names(), support_loss, steps, net.inner_lr(), first_order)
+    params = adapt(start, net.local_names(), support_loss, steps, net.inner_lr(), first_order)
     query_loss = objective_loss(net, config, item_vecs, batch.query_items, batch.query_ratings,
                                 query_targets(batch, config), negatives, exclude)
     return query_loss(params)

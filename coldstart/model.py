@@ -19,6 +19,8 @@ from .features import PAD, EncodedFeatures, FeatureEncoder
 
 Params = dict[str, torch.Tensor]
 
+USER_SHRINKAGE = 10.0  # starting pseudo-count of the user offset ("rating"), as in baselines.ItemMeanOffset
+
 
 class FeatureEmbedding(nn.Module):
     """Embeds encoded features: one embedding per token field (mean over a row's tokens), one linear map of the
@@ -45,7 +47,9 @@ class FeatureEmbedding(nn.Module):
 
 
 class ColdStartNet(nn.Module):
-    """MeLU-style network. score(u, i) = head_u([item_vec(i), user_vec(u)]) + item_bias(i) (+ global mean)."""
+    """MeLU-style network. score(u, i) = head_u([item_vec(i), user_vec(u)]) + item_bias(i)
+    (+ global mean + offset(u) with objective "rating", where offset(u) is the user's shrunk mean residual over its
+    support ratings, as in the item-mean-with-offset baseline; its pseudo-count is meta-learned)."""
 
     def __init__(self, n_items: int, item_encoder: FeatureEncoder, user_encoder: FeatureEncoder,
                  item_feats: EncodedFeatures, config: Config, global_mean: float = 0.0,
@@ -73,6 +77,8 @@ class ColdStartNet(nn.Module):
             self.head[f"w{j}"] = nn.Parameter(torch.empty(fan_out, fan_in))
             self.head[f"b{j}"] = nn.Parameter(torch.zeros(fan_out))
         self.n_layers = len(widths) - 1
+        if config.objective == "rating":  # pseudo-count of the closed-form user offset, learned in log space
+            self.log_user_shrinkage = nn.Parameter(torch.tensor(math.log(USER_SHRINKAGE)))
         if config.learn_inner_lr:  # Meta-SGD-style: one meta-learned step size per adapted tensor
             self.inner_log_lr = nn.ParameterDict(
                 {name: nn.Parameter(torch.tensor(math.log(config.inner_lr))) for name in self.local_names()})
@@ -88,6 +94,8 @@ class ColdStartNet(nn.Module):
                     p.zero_()
                 elif name.startswith("inner_log_lr."):
                     p.fill_(math.log(self.config.inner_lr))
+                elif name == "log_user_shrinkage":
+                    p.fill_(math.log(USER_SHRINKAGE))
                 else:
                     p.copy_(torch.randn(p.shape, generator=generator) * 0.1)
                     if "tables" in name:
@@ -139,11 +147,25 @@ class ColdStartNet(nn.Module):
             return self.config.inner_lr
         return {name: log_lr.exp() for name, log_lr in self.inner_log_lr.items()}
 
-    def local_params(self, user_vecs: torch.Tensor) -> Params:
-        """Per-user copies (leading dimension B) of the adapted parameters, still connected to the initialisation."""
+    def user_offsets(self, support_items: torch.Tensor, support_ratings: torch.Tensor,
+                     support_mask: torch.Tensor) -> torch.Tensor:
+        """(B,) with objective "rating": each user's support residuals r - global mean - item bias, summed and
+        divided by (count + learned pseudo-count); zeros otherwise (an offset does not change a ranking)."""
+        if self.config.objective != "rating":
+            return support_ratings.new_zeros(support_ratings.shape[0])
+        mask = support_mask.float()  # (B, S)
+        residual = (support_ratings - self.global_mean - self.item_bias[support_items]) * mask  # (B, S)
+        return residual.sum(1) / (mask.sum(1) + self.log_user_shrinkage.exp())
+
+    def user_params(self, user_feats: EncodedFeatures, item_vecs: torch.Tensor, support_items: torch.Tensor,
+                    support_ratings: torch.Tensor, support_mask: torch.Tensor) -> Params:
+        """Each user's starting point for the inner loop (leading dimension B), still connected to the
+        initialisation: copies of the head, the user vector (B, Du) and the score offset (B,)."""
+        user_vecs = self.user_vectors(user_feats, item_vecs, support_items, support_ratings, support_mask)
         b = user_vecs.shape[0]
         params = {name: p.unsqueeze(0).expand(b, *p.shape) for name, p in self.head.items()}  # (B, ...)
         params["user"] = user_vecs  # (B, Du)
+        params["offset"] = self.user_offsets(support_items, support_ratings, support_mask)  # (B,)
         return params
 
     def scores(self, params: Params, item_vecs: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
@@ -159,4 +181,4 @@ class ColdStartNet(nn.Module):
             h = torch.baddbmm(params[f"b{j}"].unsqueeze(1), F.relu(h), params[f"w{j}"].transpose(1, 2))
         out = h.squeeze(-1)  # (B, N)
         bias = self.item_bias if items is None else self.item_bias[items]  # (I,), (N,) or (B, N)
-        return out + bias + self.global_mean
+        return out + bias + self.global_mean + params["offset"].unsqueeze(1)

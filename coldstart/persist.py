@@ -24,7 +24,7 @@ from .tasks import UserLog
 if TYPE_CHECKING:
     from .recommender import ColdStartRecommender
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: "rating" models hold the user-offset pseudo-count (log_user_shrinkage)
 WEIGHTS, META = "weights.safetensors", "model.json"
 
 

@@ -222,11 +222,11 @@ class ColdStartRecommender:
             sub = _slice_batch(batch, rows).to(self.device_)
             sub_feats = features_to(select_rows(feats, torch.as_tensor(rows)), self.device_)
             with torch.no_grad():
-                user_vecs = net.user_vectors(sub_feats, item_vecs, sub.support_items, sub.support_ratings,
-                                             sub.support_mask)  # (b, Du)
+                start = net.user_params(sub_feats, item_vecs, sub.support_items, sub.support_ratings,
+                                        sub.support_mask)
             loss = objective_loss(net, cfg, item_vecs, sub.support_items, sub.support_ratings,
                                   sub.support_mask, negatives, own_items(sub), cfg.inner_reduction)
-            params = adapt_detached(net.local_params(user_vecs), net.local_names(), loss, cfg.inner_steps,
+            params = adapt_detached(start, net.local_names(), loss, cfg.inner_steps,
                                     net.inner_lr() if cfg.learn_inner_lr else cfg.inner_lr)
             with torch.no_grad():
                 yield rows, net.scores(params, item_vecs, None)  # (b, I)

@@ -42,11 +42,11 @@ def make_net(objective: str = "implicit", adapt_mode: str = "head", dtype=torch.
 
 def support_setup(net, cfg, batch, feats, negatives):
     item_vecs = net.item_vectors()
-    user_vecs = net.user_vectors(feats, item_vecs, batch.support_items, batch.support_ratings, batch.support_mask)
+    start = net.user_params(feats, item_vecs, batch.support_items, batch.support_ratings, batch.support_mask)
     exclude = own_items(batch)
     loss = objective_loss(net, cfg, item_vecs, batch.support_items, batch.support_ratings,
                           batch.support_mask, negatives, exclude)
-    return item_vecs, net.local_params(user_vecs), loss
+    return item_vecs, start, loss
 
 
 @pytest.mark.parametrize("objective", ["implicit", "rating"])
@@ -179,3 +179,4 @@ def test_sum_reduction_scales_the_support_loss_by_its_size():
     mean = objective_loss(*args)(params)
     total = objective_loss(*args, reduction="sum")(params)
     torch.testing.assert_close(total, mean * batch.support_mask.sum(1))
+

@@ -104,18 +104,23 @@ def test_rating_objective_predicts_on_the_data_scale(tiny_data):
 
 
 def test_init_from_prior_starts_at_the_baseline(tiny_data):
-    """Before meta-training, init_from_prior scores every item by log popularity ("implicit") or by its shrunk mean
-    rating ("rating") for every user (the output layer starts at zero)."""
-    from coldstart.recommender import PRIOR_SHRINKAGE
+    """Before meta-training, init_from_prior ranks every item by log popularity ("implicit"), and predicts exactly
+    what item mean + shrunk user offset does ("rating"): the output layer starts at zero."""
+    from coldstart.baselines import ItemMeanOffset
     ratings = tiny_data.ratings
     counts = ratings["item_id"].value_counts()
-    mean = ratings["rating"].mean()
-    offsets = (ratings["rating"] - mean).groupby(ratings["item_id"]).sum() / (counts + PRIOR_SHRINKAGE)
-    for objective, expected in (("implicit", np.log1p(counts)), ("rating", mean + offsets)):
-        rec = ColdStartRecommender(TINY.replace(objective=objective, init_from_prior=True, inner_steps=0))
-        rec._initialise(ratings, tiny_data.items, tiny_data.users)  # fit, up to the first meta-step
-        scores = rec.recommend(support_of(tiny_data, ["u1"]), k=50, exclude_seen=False).set_index("item_id")["score"]
-        want = expected.reindex(scores.index).fillna(np.log1p(0) if objective == "implicit" else mean)
-        shift = (scores - want).to_numpy()
-        np.testing.assert_allclose(shift, shift[0], atol=1e-5)  # equal up to a constant: the same ranking
-        assert objective == "implicit" or abs(shift[0]) < 1e-5  # ratings on the data's scale
+    rec = ColdStartRecommender(TINY.replace(init_from_prior=True, inner_steps=0))
+    rec._initialise(ratings, tiny_data.items, tiny_data.users)  # fit, up to the first meta-step
+    scores = rec.recommend(support_of(tiny_data, ["u1"]), k=50, exclude_seen=False).set_index("item_id")["score"]
+    shift = (scores - np.log1p(counts).reindex(scores.index).fillna(0.0)).to_numpy()
+    np.testing.assert_allclose(shift, shift[0], atol=1e-5)  # equal up to a constant: the same ranking
+
+    rec = ColdStartRecommender(TINY.replace(objective="rating", init_from_prior=True, inner_steps=0))
+    rec._initialise(ratings, tiny_data.items, tiny_data.users)
+    baseline = ItemMeanOffset().fit(ratings, tiny_data.items)
+    support = support_of(tiny_data, ["u1", "u2"])
+    pairs = ratings[["user_id", "item_id"]].head(300)
+    got, want = (m.predict(support, pairs)["prediction"].to_numpy() for m in (rec, baseline))
+    assert np.ptp(want) > 0.5  # the user offsets and item offsets both matter here
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
