@@ -89,6 +89,10 @@ def fit(
     s = rec.summary_
     _note(quiet, f"saved {out}: {s['tasks']:,} tasks in {s['seconds']:.1f}s ({s['tasks_per_s']:,.0f} tasks/s) "
                  f"on {s['device']}; final query loss {s['epoch_query_loss'][-1]:.4f}")
+    if "best_epoch" in s:
+        kept = s["valid_query_loss"][s["best_epoch"]]
+        _note(quiet, f"kept epoch {s['best_epoch']} of {s['epochs']}: held-out query loss {kept:.4f} "
+                     f"({s['valid_users']:,} held-out users)")
 
 
 @app.command()

@@ -28,7 +28,9 @@ class Config:
     objective: str = "implicit"  # "implicit": rank the catalogue (sampled softmax); "rating": regress ratings
     embedding_dim: int = 32  # width of every id / feature-field embedding
     hidden: tuple[int, ...] = (64, 32)  # widths of the MLP decision layers
-    use_item_ids: bool = True  # item-id embedding beside the item features (existing items are known)
+    use_item_ids: bool | None = None  # item-id embedding beside the item features. None: yes for "implicit"; for
+    #                                   "rating" only when items have no features (MeLU's features-only items
+    #                                   predicted new users' ratings better)
     pool_support: bool = True  # user input also holds the mean embedding of the user's support items
     init_from_prior: bool = True  # start at a baseline: item biases from the data, zero output layer
     # --- inner loop (adaptation to one user) -----------------------------------------------------------------
@@ -44,6 +46,10 @@ class Config:
     weight_decay: float = 1e-4  # Adam weight decay (L2) of the outer loop
     meta_batch_size: int = 32  # users (tasks) per meta-step
     epochs: int = 40  # passes over the training users
+    validation_fraction: float = 0.0  # share of the training users (the newest by first interaction; random without
+    #                                   timestamps) held out of meta-training: after every epoch the query loss of
+    #                                   their fixed tasks is measured, and fit keeps the epoch with the lowest (epoch
+    #                                   0, the starting point, included). 0: train on every user, keep the last epoch
     support_min: int = 1  # a training task's support size is drawn uniformly from [support_min, support_max]
     support_max: int = 10
     query_size: int = 32  # at most this many query interactions per training task
@@ -76,6 +82,9 @@ class Config:
         if self.learn_inner_lr and not self.inner_lr > 0:
             raise ConfigError(f"config field 'inner_lr': expected a number > 0 with learn_inner_lr, "
                               f"found {self.inner_lr!r}")
+        if not (isinstance(self.validation_fraction, (int, float)) and 0 <= self.validation_fraction <= 0.5):
+            raise ConfigError(f"config field 'validation_fraction': expected a number in [0, 0.5], "
+                              f"found {self.validation_fraction!r}")
         if self.support_max < self.support_min:
             raise ConfigError(f"config field 'support_max': expected >= support_min ({self.support_min}), "
                               f"found {self.support_max}")

@@ -72,11 +72,53 @@ def task_losses(net: ColdStartNet, batch: TaskBatch, user_feats: EncodedFeatures
     return query_loss(params)
 
 
+class Validation:
+    """Fixed tasks of held-out users, scored after every epoch; remembers the best weights seen."""
+
+    def __init__(self, net: ColdStartNet, user_log: UserLog, user_feats: EncodedFeatures, users: np.ndarray,
+                 config: Config, rng: np.random.Generator, device: torch.device):
+        self.net, self.config = net, config
+        n_items = net.item_bias.shape[0]
+        self.negatives = sample_negatives(n_items, config.n_negatives, rng).to(device)
+        self.chunks = []
+        for chunk in np.array_split(users, -(-len(users) // config.eval_batch_size)):
+            batch = sample_tasks(user_log, chunk, rng, config.support_min, config.support_max, config.query_size,
+                                 in_time=config.task_split == "time").to(device)
+            self.chunks.append((batch, select_rows(user_feats, batch.users)))
+        self.losses: list[float] = []
+        self.best_epoch, self.best_loss, self.best_state = 0, np.inf, None
+
+    def loss(self) -> float:
+        """Mean query loss of the held-out users after adaptation (first-order: no graph is kept)."""
+        total = sum(task_losses(self.net, batch, feats, self.negatives, self.config, first_order=True).sum().item()
+                    for batch, feats in self.chunks)
+        return total / sum(len(batch) for batch, _ in self.chunks)
+
+    def update(self, epoch: int) -> None:
+        """Score the net after `epoch` epochs; keep a copy of its weights when they are the best so far (a loss
+        that is not finite never is)."""
+        self.losses.append(self.loss())
+        if self.losses[-1] < self.best_loss:
+            self.best_epoch, self.best_loss = epoch, self.losses[-1]
+            self.best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    def restore_best(self) -> None:
+        """Load the best weights seen (the last ones stay when no loss was finite)."""
+        if self.best_state is not None:
+            self.net.load_state_dict(self.best_state)
+
+
 def meta_train(net: ColdStartNet, user_log: UserLog, user_feats: EncodedFeatures, config: Config,
                rng: np.random.Generator, device: torch.device,
-               on_step: Callable[[StepReport], None] | None = None) -> dict:
-    """Meta-train `net` in place (the only function that mutates it); returns a training summary."""
+               on_step: Callable[[StepReport], None] | None = None,
+               valid_users: np.ndarray | None = None) -> dict:
+    """Meta-train `net` in place (the only function that mutates it); returns a training summary.
+
+    With `valid_users` (user indices), those users are left out of training; the weights kept are those of the
+    epoch (0 = the starting point) with the lowest query loss on their fixed tasks."""
     users = np.flatnonzero(user_log.lengths() >= 2)
+    valid_users = np.intersect1d(users, valid_users) if valid_users is not None else np.empty(0, np.int64)
+    users = np.setdiff1d(users, valid_users)
     if len(users) == 0:
         raise ValueError("no user has 2 or more interactions: nothing to meta-train on")
     n_items = net.item_bias.shape[0]
@@ -88,6 +130,11 @@ def meta_train(net: ColdStartNet, user_log: UserLog, user_feats: EncodedFeatures
     optimizer = torch.optim.Adam(net.parameters(), lr=config.meta_lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(users) // config.meta_batch_size)
     start, n_tasks, losses = time.perf_counter(), 0, []
+    valid = None
+    if len(valid_users):
+        valid = Validation(net, user_log, user_feats, valid_users, config,
+                           np.random.default_rng(rng.integers(2**63)), device)
+        valid.update(0)
     net.train()
     for epoch in range(config.epochs):
         epoch_losses = []
@@ -108,8 +155,16 @@ def meta_train(net: ColdStartNet, user_log: UserLog, user_feats: EncodedFeatures
                                    n_tasks / (time.perf_counter() - start)))
         losses.append(float(np.mean(epoch_losses)))
         log.info("epoch %d/%d query loss %.4f", epoch + 1, config.epochs, losses[-1])
+        if valid is not None:
+            valid.update(epoch + 1)
+            log.info("epoch %d/%d validation query loss %.4f", epoch + 1, config.epochs, valid.losses[-1])
     net.eval()
     seconds = time.perf_counter() - start
-    return {"epochs": config.epochs, "tasks": n_tasks, "seconds": round(seconds, 2),
-            "tasks_per_s": round(n_tasks / seconds, 1), "train_users": int(len(users)),
-            "epoch_query_loss": [round(v, 5) for v in losses]}
+    summary = {"epochs": config.epochs, "tasks": n_tasks, "seconds": round(seconds, 2),
+               "tasks_per_s": round(n_tasks / seconds, 1), "train_users": int(len(users)),
+               "epoch_query_loss": [round(v, 5) for v in losses]}
+    if valid is not None:
+        valid.restore_best()
+        summary.update(valid_users=int(len(valid_users)), best_epoch=valid.best_epoch,
+                       valid_query_loss=[round(v, 5) if np.isfinite(v) else None for v in valid.losses])
+    return summary

@@ -57,8 +57,11 @@ class ColdStartNet(nn.Module):
         super().__init__()
         d = config.embedding_dim
         self.config = config
-        self.item_ids = nn.Embedding(n_items, d) if config.use_item_ids else None
         self.item_features = FeatureEmbedding(item_encoder, d)
+        use_ids = config.use_item_ids
+        if use_ids is None:  # "auto": ids for ranking; features only for ratings, unless there are none
+            use_ids = config.objective == "implicit" or self.item_features.out_dim == 0
+        self.item_ids = nn.Embedding(n_items, d) if use_ids else None
         self.user_features = FeatureEmbedding(user_encoder, d)
         self.item_bias = nn.Parameter(torch.zeros(n_items))
         self.register_buffer("global_mean", torch.tensor(float(global_mean)))  # score offset ("rating")

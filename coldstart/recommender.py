@@ -86,7 +86,8 @@ class ColdStartRecommender:
         ratings = _check_frame(ratings, "ratings")
         self._initialise(ratings, items, users)
         self.summary_ = meta_train(self.net_, self.log_, features_to(self.user_feats_, self.device_), self.config,
-                                   np.random.default_rng(self.config.seed), self.device_, on_step)
+                                   np.random.default_rng(self.config.seed), self.device_, on_step,
+                                   self._validation_users(ratings))
         self.summary_.update(n_ratings=len(ratings), n_users=len(self.users_), n_items=len(self.items_),
                              device=str(self.device_))
         return self
@@ -114,6 +115,18 @@ class ColdStartRecommender:
             self.net_.start_from_prior(torch.as_tensor(self._prior_bias(), dtype=torch.float32))
         self.net_.to(self.device_)
         self.summary_ = {}
+
+    def _validation_users(self, ratings: pd.DataFrame) -> np.ndarray:
+        """(V,) user indices held out of meta-training: the newest `validation_fraction` of the users with 2 or more
+        interactions, by first timestamp (a seeded random draw without timestamps)."""
+        eligible = np.flatnonzero(self.log_.lengths() >= 2)
+        n = int(round(self.config.validation_fraction * len(eligible)))
+        if "timestamp" in ratings:
+            first = ratings.groupby("user_id")["timestamp"].min().reindex(self.users_.to_list()).to_numpy()
+            order = eligible[np.argsort(-first[eligible], kind="stable")]
+        else:
+            order = np.random.default_rng(self.config.seed).permutation(eligible)
+        return np.sort(order[:n])
 
     def _prior_bias(self) -> np.ndarray:
         """(I,) per-item starting bias: centred log(1 + count) ("implicit"), or the item's mean rating offset

@@ -19,7 +19,7 @@ N_ITEMS, N_USERS = 30, 12
 def make_net(objective: str = "implicit", adapt_mode: str = "head", dtype=torch.float32, seed: int = 0,
              learn_inner_lr: bool = False):
     cfg = Config(objective=objective, adapt=adapt_mode, embedding_dim=4, hidden=(6, 5), inner_lr=0.05,
-                 inner_steps=2, n_negatives=10, learn_inner_lr=learn_inner_lr)
+                 inner_steps=2, n_negatives=10, learn_inner_lr=learn_inner_lr, use_item_ids=True)
     rng = np.random.default_rng(seed)
     genre = rng.integers(3, size=N_ITEMS)
     items = pd.DataFrame({"item_id": [str(i) for i in range(N_ITEMS)], "genre": [f"g{g}" for g in genre]})
@@ -180,3 +180,20 @@ def test_sum_reduction_scales_the_support_loss_by_its_size():
     total = objective_loss(*args, reduction="sum")(params)
     torch.testing.assert_close(total, mean * batch.support_mask.sum(1))
 
+
+
+def test_item_ids_by_default_for_ranking_and_for_ratings_only_without_item_features():
+    items = pd.DataFrame({"item_id": ["a", "b", "c", "d"], "genre": ["x", "y", "x", "y"]})
+    with_features = FeatureEncoder.fit(items, "item_id")
+    without = FeatureEncoder.fit(None, "item_id")
+    users = FeatureEncoder.fit(None, "user_id")
+
+    def has_ids(objective, encoder, **config):
+        cfg = Config(objective=objective, embedding_dim=4, hidden=(4,), **config)
+        net = ColdStartNet(4, encoder, users, encoder.transform(items, items.item_id), cfg)
+        return net.item_ids is not None
+
+    assert has_ids("implicit", with_features) and has_ids("implicit", without)
+    assert not has_ids("rating", with_features) and has_ids("rating", without)
+    assert has_ids("rating", with_features, use_item_ids=True)
+    assert not has_ids("implicit", with_features, use_item_ids=False)

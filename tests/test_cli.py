@@ -148,3 +148,15 @@ def test_failed_recommend_leaves_no_output_file(files, tmp_path):
     out = tmp_path / "recs.csv"
     result = invoke("recommend", "--model", root / "model", "--user", "ghost", "--output", out)
     assert result.exit_code == 1 and not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_fit_with_a_validation_hold_out_says_which_epoch_it_kept(files, tmp_path):
+    root, _ = files
+    config = tmp_path / "valid.toml"
+    config.write_text("embedding_dim = 8\nhidden = [16]\nn_negatives = 16\nvalidation_fraction = 0.25\n")
+    result = invoke("fit", root / "ratings.csv", "--out", tmp_path / "model", "--config", config, "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
+    assert training["valid_users"] == 10 and training["train_users"] == 30
+    assert len(training["valid_query_loss"]) == 3
+    assert f"kept epoch {training['best_epoch']} of 2" in result.output

@@ -29,3 +29,10 @@ def test_toml_round_trip_and_unknown_keys(tmp_path):
     bad.write_text("inner_step = 3\n")
     with pytest.raises(ConfigError, match=r"bad.toml: unknown config key\(s\) 'inner_step'"):
         Config.from_toml(bad)
+
+
+def test_validation_fraction_is_a_share_of_at_most_half():
+    assert Config(validation_fraction=0.1).validation_fraction == 0.1
+    for bad in (-0.1, 0.6, "some"):
+        with pytest.raises(ConfigError, match="validation_fraction"):
+            Config(validation_fraction=bad)

@@ -124,3 +124,31 @@ def test_init_from_prior_starts_at_the_baseline(tiny_data):
     assert np.ptp(want) > 0.5  # the user offsets and item offsets both matter here
     np.testing.assert_allclose(got, want, atol=1e-4)
 
+
+
+def test_validation_users_are_the_newest_and_left_out_of_training(tiny_data):
+    rec = ColdStartRecommender(TINY.replace(validation_fraction=0.25)).fit(tiny_data)
+    held = rec._validation_users(tiny_data.ratings)
+    first = tiny_data.ratings.groupby("user_id")["timestamp"].min()
+    newest = first.sort_values(ascending=False).index[: len(held)]
+    assert sorted(rec.users_.ids(held)) == sorted(newest)
+    assert len(held) == round(0.25 * len(first))
+    assert rec.summary_["valid_users"] == len(held)
+    assert rec.summary_["train_users"] == len(first) - len(held)
+    losses = rec.summary_["valid_query_loss"]
+    assert len(losses) == TINY.epochs + 1 and rec.summary_["best_epoch"] == int(np.argmin(losses))
+
+
+def test_validation_falls_back_to_the_start_when_training_diverges(tiny_data):
+    """A step size that wrecks the model leaves the starting point as the best epoch, and fit returns it."""
+    cfg = TINY.replace(validation_fraction=0.2, meta_lr=50.0, epochs=3)
+    start = ColdStartRecommender(cfg)
+    start._initialise(tiny_data.ratings, tiny_data.items, tiny_data.users)
+    fitted = ColdStartRecommender(cfg).fit(tiny_data)
+    assert fitted.summary_["best_epoch"] == 0
+    first, *later = fitted.summary_["valid_query_loss"]
+    assert all(v is None or v > first for v in later)  # None: the loss was not finite
+    for (name, a), b in zip(start.net_.state_dict().items(), fitted.net_.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    diverged = ColdStartRecommender(cfg.replace(validation_fraction=0.0)).fit(tiny_data)
+    assert not torch.equal(diverged.net_.head["w0"], start.net_.head["w0"])
