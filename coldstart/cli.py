@@ -14,7 +14,7 @@ import typer
 
 from .config import Config, ConfigError
 from .data import DataError, load_features, load_ratings
-from .evaluate import Protocol, default_systems, format_table, run_evaluation, write_report
+from .evaluate import Protocol, default_systems, format_table, run_seeds, write_report
 from .formats import load_dataset
 from .meta import StepReport
 from .persist import ModelFormatError, atomic_file, read_metadata
@@ -162,6 +162,8 @@ def evaluate(
     threshold: Annotated[float, typer.Option(help="Query ratings >= this are relevant (implicit data: all).")
                          ] = 4.0,
     objective: Objective = None, epochs: Epochs = None, device: Device = None, seed: Seed = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Several seeds, comma-separated: the whole protocol runs once "
+                                                 "per seed and the table shows mean ± sd.")] = None,
     config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
     time_col: TimeCol = "timestamp", quiet: Quiet = False,
@@ -169,14 +171,17 @@ def evaluate(
     """The cold-start protocol: coldstart and the baselines on the same split, one report."""
     setup_logging(quiet)
     try:
+        if seeds is not None and seed is not None:
+            raise ValueError("--seed and --seeds: give one of them")
         cfg = _config(config, objective=objective, epochs=epochs, device=device, seed=seed)
+        seed_list = _int_list(seeds, "--seeds", low=0) if seeds is not None else [cfg.seed]
         protocol = Protocol(shots=_int_list(shots, "--shots"), k=k, new_fraction=new_fraction,
                             threshold=threshold, seed=cfg.seed)
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
                                item_col=item_col, rating_col=rating_col, time_col=time_col)
         with _progress(quiet) as on_step:
-            report = run_evaluation(dataset, cfg, protocol, default_systems(cfg, on_step),
-                                    on_progress=lambda m: _note(quiet, m))
+            report = run_seeds(dataset, cfg, protocol, seed_list, lambda c: default_systems(c, on_step),
+                               on_progress=lambda m: _note(quiet, m))
         files = write_report(report, output)
     except BAD_INPUT as exc:
         fail(_message(exc))
@@ -211,11 +216,16 @@ def _config(path: Path | None, **flags) -> Config:
     return cfg.replace(**{k: v for k, v in flags.items() if v is not None})
 
 
-def _int_list(text: str, option: str) -> tuple[int, ...]:
+def _int_list(text: str, option: str, low: int | None = None) -> tuple[int, ...]:
     try:
-        return tuple(int(v) for v in text.split(","))
+        values = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise ValueError(f"{option}: expected comma-separated integers such as 1,3,5,10, found {text!r}") from None
+    if low is not None and min(values) < low:
+        raise ValueError(f"{option}: expected integers >= {low}, found {text!r}")
+    if len(set(values)) < len(values):
+        raise ValueError(f"{option}: expected distinct values, found {text!r}")
+    return values
 
 
 def _bundled() -> Path:

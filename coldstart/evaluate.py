@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -205,7 +205,7 @@ def run_evaluation(data: Dataset, config: Config, protocol: Protocol, systems: l
             say(f"scoring {name}")
             start = time.perf_counter()
             for task in tasks:
-                rows.append({"system": name, "task": task.name, "shots": task.shots,
+                rows.append({"system": name, "task": task.name, "shots": task.shots, "seed": config.seed,
                              **score_task(model, task, catalogue, protocol)})
             timings[name] = {"fit_s": round(fit_seconds, 2), "score_s": round(time.perf_counter() - start, 2)}
         say(f"fitted and scored {', '.join(models)} in {time.perf_counter() - start + fit_seconds:.1f}s")
@@ -217,6 +217,45 @@ def run_evaluation(data: Dataset, config: Config, protocol: Protocol, systems: l
     if melu:
         meta["melu_paper"] = MELU_PAPER
     return Report(pd.DataFrame(rows), meta, split_rows(train, tasks))
+
+
+def run_seeds(data: Dataset, config: Config, protocol: Protocol, seeds: list[int],
+              systems: Callable[[Config], list[System]] | None = None,
+              on_progress: Callable[[str], None] | None = None) -> Report:
+    """The whole protocol once per seed (the split's and every model's), in one report with a `seed` column.
+
+    Args:
+        systems: builds the systems for a config of one seed (default: `default_systems`).
+    """
+    say = on_progress or (lambda message: None)
+    reports = []
+    for seed in seeds:
+        say(f"seed {seed}")
+        cfg = config.replace(seed=seed)
+        reports.append(run_evaluation(data, cfg, replace(protocol, seed=seed),
+                                      systems(cfg) if systems else None, on_progress))
+    return combine_reports(reports)
+
+
+def combine_reports(reports: list[Report]) -> Report:
+    """One report from runs of the same protocol under different seeds: rows and splits stacked (with `seed`),
+    meta of the first run plus every run's seed, split sizes and timings."""
+    first = reports[0]
+    meta = {**first.meta, "seeds": [r.meta["seed"] for r in reports],
+            "runs": [{k: r.meta[k] for k in ("seed", "train_ratings", "train_users", "tasks", "timings")}
+                     for r in reports]}
+    splits = [r.split.assign(seed=r.meta["seed"]) for r in reports if r.split is not None]
+    return Report(pd.concat([r.rows for r in reports], ignore_index=True), meta,
+                  pd.concat(splits, ignore_index=True) if splits else None)
+
+
+def summarise(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Per (task, system), in order of appearance: the mean of every numeric column over seeds, and their standard
+    deviation (None for a single seed)."""
+    numeric = [c for c in rows.columns if c not in ("system", "task", "shots", "seed")]
+    grouped = rows.groupby(["task", "system"], sort=False)[numeric]
+    several = "seed" in rows and rows["seed"].nunique() > 1
+    return grouped.mean().reset_index(), grouped.std(ddof=1).reset_index() if several else None
 
 
 def _versions() -> dict:
@@ -234,16 +273,22 @@ RANKING_PREFIXES = ("ndcg@", "recall@", "hit@", "coverage@")
 
 def format_table(report: Report) -> str:
     """One block per task: systems as rows, metrics as columns (what the terminal shows)."""
-    rows = report.rows
+    rows, sd = summarise(report.rows)
     metrics = [c for c in rows.columns if c.startswith(RANKING_PREFIXES) or c in ("mae", "rmse")
                or (c.startswith("wq_ndcg") and not c.endswith("_random"))]
     blocks = []
     for task, group in rows.groupby("task", sort=False):
         table = group.set_index("system")[metrics]
+        if sd is not None:  # "mean ± sd" over seeds
+            spread = sd[sd["task"] == task].set_index("system")[metrics]
+            table = table.combine(spread, lambda m, s: pd.Series(
+                [f"{a:.4f} ± {b:.4f}" if np.isfinite(a) else "-" for a, b in zip(m, s)], index=m.index))
         random_ref = "  ".join(f"{c}: {group[c + '_random'].iloc[0]:.4f}" for c in metrics if c.startswith("wq_"))
         info = report.meta.get("tasks", {}).get(task, {})
         head = f"== {task}: {info.get('users', '?')} users ({info.get('skipped_users', 0)} skipped); " \
                f"random ranker within query {random_ref}"
+        if sd is not None:
+            head += f"\n   mean ± sd over seeds {', '.join(map(str, report.meta.get('seeds', [])))}"
         paper = report.meta.get("melu_paper", {}).get(task)
         if paper:
             head += "\n   MeLU-5 (paper): " + "  ".join(f"{k} {v}" for k, v in paper.items())
@@ -270,17 +315,20 @@ def plot_report(report: Report, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = report.rows
+    rows, sd = summarise(report.rows)
     metrics = [c for c in rows.columns if c.startswith(RANKING_PREFIXES)]
     tasks = list(dict.fromkeys(rows["task"]))
+    all_shots = report.rows["shots"].notna().all()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for system, group in rows.groupby("system", sort=False):
-            values = group.set_index("task").reindex(tasks)[metric]
-            ax.plot(range(len(tasks)), values.to_numpy(), marker="o", label=system)
+            values = group.set_index("task").reindex(tasks)[metric].to_numpy()
+            err = None if sd is None else sd[sd["system"] == system].set_index("task").reindex(tasks)[metric]
+            ax.errorbar(range(len(tasks)), values, yerr=None if err is None else err.to_numpy(), marker="o",
+                        capsize=3, label=system)
         ax.set_xticks(range(len(tasks)), [t.replace(" shots", "").replace(" shot", "") for t in tasks],
-                      rotation=0 if rows["shots"].notna().all() else 20)
-        ax.set_xlabel("shots (support size)" if rows["shots"].notna().all() else "scenario")
+                      rotation=0 if all_shots else 20)
+        ax.set_xlabel("shots (support size)" if all_shots else "scenario")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)

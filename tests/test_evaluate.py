@@ -107,3 +107,36 @@ def test_evaluate_cli_rejects_bad_shots(data, tmp_path):
     data.ratings.to_csv(tmp_path / "r.csv", index=False)
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--shots", "1,x", "--quiet"])
     assert result.exit_code == 1 and "--shots" in result.stderr
+
+
+def test_evaluate_cli_over_several_seeds_reports_every_run_and_mean_sd(data, tmp_path):
+    data.ratings.to_csv(tmp_path / "r.csv", index=False)
+    (tmp_path / "c.toml").write_text("embedding_dim = 8\nhidden = [8]\nn_negatives = 16\nepochs = 1\n")
+    common = [str(tmp_path / "r.csv"), "--shots", "2", "--k", "5", "--config", str(tmp_path / "c.toml"), "--quiet"]
+    several = CliRunner().invoke(app, ["evaluate", *common, "--seeds", "0,1", "--output", str(tmp_path / "both")])
+    assert several.exit_code == 0, several.output
+    single = CliRunner().invoke(app, ["evaluate", *common, "--seed", "1", "--output", str(tmp_path / "one")])
+    assert single.exit_code == 0, single.output
+    rows = pd.read_csv(tmp_path / "both" / "report.csv")
+    assert sorted(rows["seed"].unique()) == [0, 1] and rows.groupby(["system", "seed"]).size().eq(1).all()
+    one = pd.read_csv(tmp_path / "one" / "report.csv").set_index("system")
+    again = rows[rows["seed"] == 1].set_index("system")
+    for system in ("coldstart", "popularity", "network"):  # the seed-1 run inside equals a run of seed 1 alone
+        pd.testing.assert_series_equal(again.loc[system, "ndcg@5":], one.loc[system, "ndcg@5":], check_names=False)
+    meta = json.loads((tmp_path / "both" / "report.json").read_text())["meta"]
+    assert meta["seeds"] == [0, 1] and [r["seed"] for r in meta["runs"]] == [0, 1]
+    assert set(pd.read_csv(tmp_path / "both" / "split.csv.gz")["seed"]) == {0, 1}
+    assert "mean ± sd over seeds 0, 1" in several.stdout and " ± " in several.stdout
+    both = CliRunner().invoke(app, ["evaluate", *common, "--seeds", "0,1", "--seed", "2"])
+    assert both.exit_code == 1 and "--seed and --seeds" in both.stderr
+
+
+def test_summarise_gives_the_mean_and_sd_over_seeds():
+    from coldstart.evaluate import summarise
+    rows = pd.DataFrame({"system": ["a", "a", "b", "b"], "task": "1 shot", "shots": 1, "seed": [0, 1, 0, 1],
+                         "ndcg@10": [0.2, 0.4, 0.1, 0.1]})
+    mean, sd = summarise(rows)
+    assert mean["system"].tolist() == ["a", "b"]
+    np.testing.assert_allclose(mean["ndcg@10"], [0.3, 0.1])
+    np.testing.assert_allclose(sd["ndcg@10"], [np.std([0.2, 0.4], ddof=1), 0.0])
+    assert summarise(rows[rows["seed"] == 0])[1] is None
