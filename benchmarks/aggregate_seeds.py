@@ -1,10 +1,14 @@
-"""Mean ± standard deviation over several `coldstart evaluate` reports (one per model seed), as Markdown tables.
+"""Mean ± standard deviation over several `coldstart evaluate` reports (one per model seed), or over the seeds of one
+report written with `--seeds`, as Markdown tables.
 
 Model seeds move coldstart's nDCG@10 on MovieLens-100K by several hundredths, as much as most differences between
 systems, so the headline tables average seeds:
 
     for s in 0 1 2; do coldstart evaluate ../shared/data/ml-100k --seed $s -o eval/seed$s --quiet; done
     python benchmarks/aggregate_seeds.py eval/seed*/report.csv
+
+or, in one run: `coldstart evaluate ../shared/data/ml-100k --seeds 0,1,2 -o eval/seeds` and
+`python benchmarks/aggregate_seeds.py eval/seeds/report.csv`.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def aggregate(paths: list[str]) -> pd.DataFrame:
 
 def main(paths: list[str]) -> None:
     table = aggregate(paths)
-    print(f"mean ± sd over {len(paths)} runs: {', '.join(paths)}")
+    print(f"mean ± sd over the runs in {', '.join(paths)}")
     cols = present(table)
     for task, group in table.groupby("task", sort=False):
         print(f"\n**{task}**\n")

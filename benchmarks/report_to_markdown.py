@@ -27,6 +27,8 @@ def print_table(group: pd.DataFrame, cols: list[str], cell: Callable[[pd.Series,
 
 def main(path: str) -> None:
     rows = pd.read_csv(path)
+    if "seed" in rows and rows["seed"].nunique() > 1:
+        sys.exit(f"{path}: a report of several seeds; print it with benchmarks/aggregate_seeds.py (mean ± sd)")
     for task, group in rows.groupby("task", sort=False):
         print(f"\n**{task}** ({int(group['users'].iloc[0])} users; random ranker within query: "
               f"wq_ndcg@1 {group['wq_ndcg@1_random'].iloc[0]:.4f}, wq_ndcg@3 {group['wq_ndcg@3_random'].iloc[0]:.4f})\n")
