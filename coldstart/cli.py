@@ -161,6 +161,8 @@ def evaluate(
     new_fraction: Annotated[float, typer.Option(help="Share of users (the newest) held out as new users.")] = 0.2,
     threshold: Annotated[float, typer.Option(help="Query ratings >= this are relevant (implicit data: all).")
                          ] = 4.0,
+    item_split: Annotated[Optional[str], typer.Option(help="COLUMN:CUTOFF, e.g. year:1997: MeLU's four scenarios, "
+                                                      "items whose COLUMN >= CUTOFF being the new items.")] = None,
     objective: Objective = None, epochs: Epochs = None, device: Device = None, seed: Seed = None,
     seeds: Annotated[Optional[str], typer.Option(help="Several seeds, comma-separated: the whole protocol runs once "
                                                  "per seed and the table shows mean ± sd.")] = None,
@@ -176,7 +178,7 @@ def evaluate(
         cfg = _config(config, objective=objective, epochs=epochs, device=device, seed=seed)
         seed_list = _int_list(seeds, "--seeds", low=0) if seeds is not None else [cfg.seed]
         protocol = Protocol(shots=_int_list(shots, "--shots"), k=k, new_fraction=new_fraction,
-                            threshold=threshold, seed=cfg.seed)
+                            threshold=threshold, seed=cfg.seed, item_split=_item_split(item_split))
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
                                item_col=item_col, rating_col=rating_col, time_col=time_col)
         with _progress(quiet) as on_step:
@@ -226,6 +228,19 @@ def _int_list(text: str, option: str, low: int | None = None) -> tuple[int, ...]
     if len(set(values)) < len(values):
         raise ValueError(f"{option}: expected distinct values, found {text!r}")
     return values
+
+
+def _item_split(text: str | None) -> tuple[str, float] | None:
+    if text is None:
+        return None
+    column, _, cutoff = text.rpartition(":")
+    try:
+        value = float(cutoff)
+    except ValueError:
+        value = None
+    if not column or value is None:
+        raise ValueError(f"--item-split: expected COLUMN:CUTOFF such as year:1997, found {text!r}")
+    return column, value
 
 
 def _bundled() -> Path:

@@ -3,8 +3,9 @@
 Two protocols:
     shots  new users = the newest fraction of users by first interaction (random without timestamps); for each N in
            `shots`, support = a new user's first N interactions in time, query = the rest.
-    melu   MeLU's four scenarios, when the ratings carry MeLU's `split` column (ml-1m-melu): train on
-           `meta_training`; per scenario user (13..100 ratings), 10 random query ratings and the rest as support.
+    melu   MeLU's four scenarios, when the ratings carry MeLU's `split` column (ml-1m-melu), or built from an item
+           date column (`Protocol.item_split`, see `item_split_scenarios`): train on `meta_training`; per scenario
+           user (13..100 ratings), 10 random query ratings and the rest as support.
 Ranking is over the whole catalogue minus the support items; relevant = query items rated >= threshold.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 MELU_SCENARIOS = ("warm_up", "user_cold_testing", "item_cold_testing", "user_and_item_cold_testing")
 MELU_PAPER = {"user_cold_testing": {"mae": 0.7854, "wq_ndcg@1": 0.8803, "wq_ndcg@3": 0.8812}}  # MeLU-5, Table 3
 MELU_QUERY, MELU_MIN, MELU_MAX = 10, 13, 100
+WARM_UP_SHARE = 0.2  # item_split: the newest share of existing users' existing-item ratings, scored as "warm_up"
 FINETUNE_STEPS = 5  # SGD steps of the "network+finetune" baseline
 LIKED = 4.0  # "popularity_liked" counts ratings >= this
 
@@ -46,6 +48,7 @@ class Protocol:
     new_fraction: float = 0.2
     threshold: float | None = 4.0  # relevant = query rating >= threshold; None: every query item (implicit data)
     seed: int = 0
+    item_split: tuple[str, float] | None = None  # (item column, cutoff): MeLU's scenarios, items >= cutoff are new
 
     def __post_init__(self) -> None:
         if not self.shots or min(self.shots) < 1:
@@ -125,6 +128,38 @@ def melu_tasks(ratings: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, list[Tas
     return train, tasks
 
 
+def item_split_scenarios(ratings: pd.DataFrame, items: pd.DataFrame | None, column: str, cutoff: float,
+                         new_fraction: float, seed: int) -> pd.DataFrame:
+    """`ratings` with MeLU's `split` column built from an item date column (e.g. the release year).
+
+    New items: `column` >= `cutoff` (a missing value counts as existing). New users: as in `split_new_users`.
+    Existing users x existing items are `meta_training`, except the newest WARM_UP_SHARE of those ratings (a seeded
+    random share without timestamps), which are `warm_up`; new users x existing items `user_cold_testing`;
+    existing users x new items `item_cold_testing`; new users x new items `user_and_item_cold_testing`.
+    """
+    if items is None or column not in items:
+        found = "no item table" if items is None else f"columns {', '.join(map(str, items.columns))}"
+        raise ValueError(f"--item-split: expected an item column {column!r}, found {found}")
+    values = pd.to_numeric(items[column], errors="coerce")
+    new_items = set(items.loc[values >= cutoff, "item_id"].astype(str))
+    if not new_items:
+        raise ValueError(f"--item-split {column}:{cutoff:g}: expected some items with {column} >= {cutoff:g}, "
+                         f"found none (largest: {values.max()})")
+    _, new_rows = split_new_users(ratings, new_fraction, seed)
+    new_user = ratings["user_id"].isin(set(new_rows["user_id"])).to_numpy()
+    new_item = ratings["item_id"].isin(new_items).to_numpy()
+    warm = ~new_user & ~new_item
+    when = (ratings["timestamp"].to_numpy(np.float64) if "timestamp" in ratings
+            else np.random.default_rng(seed).random(len(ratings)))
+    late = np.zeros(len(ratings), dtype=bool)
+    order = np.flatnonzero(warm)[np.argsort(when[warm], kind="stable")]  # existing x existing, oldest first
+    late[order[len(order) - round(WARM_UP_SHARE * len(order)):]] = True
+    split = np.select([warm & ~late, warm & late, new_user & ~new_item, ~new_user & new_item],
+                      ["meta_training", "warm_up", "user_cold_testing", "item_cold_testing"],
+                      "user_and_item_cold_testing")
+    return ratings.assign(split=split)
+
+
 # --- systems ---------------------------------------------------------------------------------------------------
 def default_systems(config: Config, on_step: Callable | None = None) -> list[System]:
     """coldstart, then the baselines: popularity (of all ratings, and of liked ratings on rated data), item mean +
@@ -186,13 +221,20 @@ def run_evaluation(data: Dataset, config: Config, protocol: Protocol, systems: l
     say = on_progress or (lambda message: None)
     ratings = data.ratings
     if protocol.threshold is not None and data.implicit:
-        protocol = Protocol(**{**asdict(protocol), "threshold": None})
+        protocol = replace(protocol, threshold=None)
+    if protocol.item_split is not None:
+        ratings = item_split_scenarios(ratings, data.items, *protocol.item_split, protocol.new_fraction,
+                                       protocol.seed)
     melu = "split" in ratings and ratings["split"].isin(MELU_SCENARIOS).any()
     if melu:
         train, tasks = melu_tasks(ratings, protocol.seed)
     else:
         train, new = split_new_users(ratings, protocol.new_fraction, protocol.seed)
         tasks = [shot_task(new, n) for n in protocol.shots]
+    if all(t.query.empty for t in tasks):
+        rule = (f"{MELU_MIN}-{MELU_MAX} ratings in a scenario" if melu
+                else f"more than {min(protocol.shots)} interactions")
+        raise ValueError(f"{data.name}: no new user to evaluate; every task needs users with {rule}")
     catalogue = IdMap.from_values(pd.concat([ratings["item_id"]] + ([data.items["item_id"]] if data.items is not None
                                                                      else [])))
     train_data = Dataset(train, data.items, data.users, data.name, data.implicit)
@@ -214,7 +256,7 @@ def run_evaluation(data: Dataset, config: Config, protocol: Protocol, systems: l
             "tasks": {t.name: {"users": int(t.query["user_id"].nunique()), "support_ratings": len(t.support),
                                "query_ratings": len(t.query), "skipped_users": t.skipped} for t in tasks},
             "timings": timings, "versions": _versions()}
-    if melu:
+    if melu and protocol.item_split is None:  # the paper's figures are for its own split of MovieLens-1M
         meta["melu_paper"] = MELU_PAPER
     return Report(pd.DataFrame(rows), meta, split_rows(train, tasks))
 

@@ -12,7 +12,8 @@ from coldstart import make_synthetic
 from coldstart.baselines import Popularity
 from coldstart.cli import app
 from coldstart.ids import IdMap
-from coldstart.evaluate import Protocol, Task, melu_tasks, score_task, shot_task, split_new_users
+from coldstart.evaluate import (Protocol, Task, item_split_scenarios, melu_tasks, score_task, shot_task,
+                                 split_new_users)
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +141,47 @@ def test_summarise_gives_the_mean_and_sd_over_seeds():
     np.testing.assert_allclose(mean["ndcg@10"], [0.3, 0.1])
     np.testing.assert_allclose(sd["ndcg@10"], [np.std([0.2, 0.4], ddof=1), 0.0])
     assert summarise(rows[rows["seed"] == 0])[1] is None
+
+
+def test_item_split_builds_melus_four_scenarios(data):
+    items = data.items.assign(year=np.arange(len(data.items)) % 10 + 1990)  # 1990..1999
+    ratings = item_split_scenarios(data.ratings, items, "year", 1998, 0.2, seed=0)
+    new_items = set(items.loc[items["year"] >= 1998, "item_id"])
+    _, new = split_new_users(data.ratings, 0.2, seed=0)
+    new_users = set(new["user_id"])
+    expect = {(False, False): {"meta_training", "warm_up"}, (True, False): {"user_cold_testing"},
+              (False, True): {"item_cold_testing"}, (True, True): {"user_and_item_cold_testing"}}
+    for (is_new_user, is_new_item), group in ratings.groupby(
+            [ratings["user_id"].isin(new_users), ratings["item_id"].isin(new_items)]):
+        assert set(group["split"]) == expect[(is_new_user, is_new_item)]
+    warm = ratings[ratings["split"].isin(["meta_training", "warm_up"])]
+    late = warm[warm["split"] == "warm_up"]
+    assert len(late) == round(0.2 * len(warm))
+    assert late["timestamp"].min() >= warm.loc[warm["split"] == "meta_training", "timestamp"].max()
+    with pytest.raises(ValueError, match="expected an item column 'released'"):
+        item_split_scenarios(data.ratings, items, "released", 1998, 0.2, seed=0)
+    with pytest.raises(ValueError, match="no.*found none|found none"):
+        item_split_scenarios(data.ratings, items, "year", 2050, 0.2, seed=0)
+
+
+def test_evaluate_cli_with_an_item_split_runs_the_scenarios(data, tmp_path):
+    short = CliRunner().invoke(app, ["evaluate", str(_write(data, tmp_path)), "--shots", "40", "--quiet"])
+    assert short.exit_code == 1 and "no new user to evaluate" in short.stderr
+    data = make_synthetic(n_users=60, n_items=40, ratings_per_user=(20, 35), seed=5)
+    data.ratings.to_csv(tmp_path / "r.csv", index=False)
+    data.items.assign(year=np.arange(len(data.items)) % 10 + 1990).to_csv(tmp_path / "i.csv", index=False)
+    (tmp_path / "c.toml").write_text("embedding_dim = 8\nhidden = [8]\nn_negatives = 16\nepochs = 1\n")
+    args = ["evaluate", str(tmp_path / "r.csv"), "--items", str(tmp_path / "i.csv"), "--config",
+            str(tmp_path / "c.toml"), "--output", str(tmp_path / "out"), "--quiet"]
+    result = CliRunner().invoke(app, [*args, "--item-split", "year:1996"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "out" / "report.json").read_text())["meta"]
+    assert meta["protocol"] == "melu" and meta["item_split"] == ["year", 1996.0] and "melu_paper" not in meta
+    assert "user_cold_testing" in meta["tasks"] and "MeLU-5 (paper)" not in result.stdout
+    bad = CliRunner().invoke(app, [*args, "--item-split", "year"])
+    assert bad.exit_code == 1 and "--item-split: expected COLUMN:CUTOFF" in bad.stderr
+
+
+def _write(data, folder):
+    data.ratings.to_csv(folder / "short.csv", index=False)
+    return folder / "short.csv"
