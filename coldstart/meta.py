@@ -89,7 +89,8 @@ class Validation:
         self.best_epoch, self.best_loss, self.best_state = 0, np.inf, None
 
     def loss(self) -> float:
-        """Mean query loss of the held-out users after adaptation (first-order: no graph is kept)."""
+        """Mean query loss of the held-out users after adaptation (first-order inner steps; the graph is dropped
+        as soon as each chunk's loss is read)."""
         total = sum(task_losses(self.net, batch, feats, self.negatives, self.config, first_order=True).sum().item()
                     for batch, feats in self.chunks)
         return total / sum(len(batch) for batch, _ in self.chunks)
