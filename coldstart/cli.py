@@ -68,6 +68,8 @@ def fit(
     inner_steps: Annotated[Optional[int], typer.Option(help="SGD steps of adaptation per user.")] = None,
     first_order: Annotated[Optional[bool], typer.Option("--first-order/--second-order",
                                                         help="FOMAML instead of full MAML.")] = None,
+    validation_fraction: Annotated[Optional[float], typer.Option(
+        help="Hold out this share of the training users (the newest) and keep the epoch they score best.")] = None,
     device: Device = None, seed: Seed = None, config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
     time_col: TimeCol = "timestamp", quiet: Quiet = False,
@@ -76,7 +78,7 @@ def fit(
     setup_logging(quiet)
     try:
         cfg = _config(config, objective=objective, epochs=epochs, inner_steps=inner_steps, first_order=first_order,
-                      device=device, seed=seed)
+                      validation_fraction=validation_fraction, device=device, seed=seed)
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
                                item_col=item_col, rating_col=rating_col, time_col=time_col)
         _note(quiet, f"fitting on {dataset.name}: {len(dataset.ratings):,} ratings, "

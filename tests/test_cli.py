@@ -153,8 +153,9 @@ def test_failed_recommend_leaves_no_output_file(files, tmp_path):
 def test_fit_with_a_validation_hold_out_says_which_epoch_it_kept(files, tmp_path):
     root, _ = files
     config = tmp_path / "valid.toml"
-    config.write_text("embedding_dim = 8\nhidden = [16]\nn_negatives = 16\nvalidation_fraction = 0.25\n")
-    result = invoke("fit", root / "ratings.csv", "--out", tmp_path / "model", "--config", config, "--epochs", "2")
+    config.write_text("embedding_dim = 8\nhidden = [16]\nn_negatives = 16\n")
+    result = invoke("fit", root / "ratings.csv", "--out", tmp_path / "model", "--config", config, "--epochs", "2",
+                    "--validation-fraction", "0.25")
     assert result.exit_code == 0, result.output
     training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
     assert training["valid_users"] == 10 and training["train_users"] == 30
