@@ -11,6 +11,7 @@ OBJECTIVES = ("implicit", "rating")
 ADAPT_MODES = ("head", "head+user", "last")
 DEVICES = ("auto", "cpu", "cuda")
 TASK_SPLITS = ("random", "time")
+INNER_LR = {"implicit": 0.1, "rating": 0.03}  # inner_lr when not set: squared-error gradients are larger
 
 
 class ConfigError(ValueError):
@@ -37,7 +38,7 @@ class Config:
     adapt: str = "head+user"  # "head+user": the decision layers and the user vector (with its pooled support);
     #                           "head": the decision layers only (MeLU's local update); "last": the output layer
     inner_steps: int = 2  # SGD steps on the support set
-    inner_lr: float = 0.1  # SGD step size of the inner loop
+    inner_lr: float | None = None  # SGD step size of the inner loop; None: INNER_LR of the objective (0.1 / 0.03)
     learn_inner_lr: bool = False  # Meta-SGD-style: meta-learn one step size per adapted tensor (starts at inner_lr)
     inner_reduction: str = "mean"  # support loss per user: "mean", or "sum" (steps grow with the support size)
     first_order: bool = False  # FOMAML: treat the inner gradients as constants in the meta-gradient
@@ -75,11 +76,12 @@ class Config:
             _check_range(name, getattr(self, name), low=1)
         _check_range("inner_steps", self.inner_steps, low=0)
         _check_range("seed", self.seed, low=0)
-        for name in ("inner_lr", "weight_decay"):
-            _check_range(name, getattr(self, name), low=0.0)
+        _check_range("weight_decay", self.weight_decay, low=0.0)
+        if self.inner_lr is not None:
+            _check_range("inner_lr", self.inner_lr, low=0.0)
         if not self.meta_lr > 0:
             raise ConfigError(f"config field 'meta_lr': expected a number > 0, found {self.meta_lr!r}")
-        if self.learn_inner_lr and not self.inner_lr > 0:
+        if self.learn_inner_lr and not self.step_size() > 0:
             raise ConfigError(f"config field 'inner_lr': expected a number > 0 with learn_inner_lr, "
                               f"found {self.inner_lr!r}")
         if not (isinstance(self.validation_fraction, (int, float)) and 0 <= self.validation_fraction <= 0.5):
@@ -93,6 +95,10 @@ class Config:
             raise ConfigError(f"config field 'hidden': expected a non-empty list of positive integers, "
                               f"found {self.hidden!r}")
         object.__setattr__(self, "hidden", hidden)
+
+    def step_size(self) -> float:
+        """The inner loop's SGD step size: inner_lr, or the objective's default when it is not set."""
+        return INNER_LR[self.objective] if self.inner_lr is None else self.inner_lr
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some fields changed (validated again)."""

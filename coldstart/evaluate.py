@@ -170,7 +170,7 @@ def default_systems(config: Config, on_step: Callable | None = None) -> list[Sys
 
     def network(train: Dataset) -> dict:
         plain = ColdStartRecommender(config.replace(inner_steps=0)).fit(train, on_step=on_step)
-        return {"network": plain, "network+finetune": plain.with_adaptation(FINETUNE_STEPS, config.inner_lr)}
+        return {"network": plain, "network+finetune": plain.with_adaptation(FINETUNE_STEPS, config.step_size())}
 
     def simple(train: Dataset) -> dict:
         liked = [] if train.implicit else [Popularity(min_rating=LIKED)]

@@ -84,7 +84,7 @@ class ColdStartNet(nn.Module):
             self.log_user_shrinkage = nn.Parameter(torch.tensor(math.log(USER_SHRINKAGE)))
         if config.learn_inner_lr:  # Meta-SGD-style: one meta-learned step size per adapted tensor
             self.inner_log_lr = nn.ParameterDict(
-                {name: nn.Parameter(torch.tensor(math.log(config.inner_lr))) for name in self.local_names()})
+                {name: nn.Parameter(torch.tensor(math.log(config.step_size()))) for name in self.local_names()})
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Seeded initialisation (no global RNG): N(0, 0.1) embeddings, Kaiming-uniform head, zero biases."""
@@ -96,7 +96,7 @@ class ColdStartNet(nn.Module):
                 elif name.startswith("head.b") or name == "item_bias" or name.endswith(".bias"):
                     p.zero_()
                 elif name.startswith("inner_log_lr."):
-                    p.fill_(math.log(self.config.inner_lr))
+                    p.fill_(math.log(self.config.step_size()))
                 elif name == "log_user_shrinkage":
                     p.fill_(math.log(USER_SHRINKAGE))
                 else:
@@ -147,7 +147,7 @@ class ColdStartNet(nn.Module):
     def inner_lr(self) -> float | dict[str, torch.Tensor]:
         """The inner loop's step size: the configured number, or one learned scalar per adapted tensor."""
         if not self.config.learn_inner_lr:
-            return self.config.inner_lr
+            return self.config.step_size()
         return {name: log_lr.exp() for name, log_lr in self.inner_log_lr.items()}
 
     def user_offsets(self, support_items: torch.Tensor, support_ratings: torch.Tensor,

@@ -64,7 +64,7 @@ class ColdStartRecommender:
         self._check_fitted()
         view = copy.copy(self)
         view.config = self.config.replace(inner_steps=inner_steps, learn_inner_lr=False,
-                                          inner_lr=self.config.inner_lr if inner_lr is None else inner_lr)
+                                          inner_lr=self.config.step_size() if inner_lr is None else inner_lr)
         return view
 
     # --- fitting ---------------------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ class ColdStartRecommender:
             loss = objective_loss(net, cfg, item_vecs, sub.support_items, sub.support_ratings,
                                   sub.support_mask, negatives, own_items(sub), cfg.inner_reduction)
             params = adapt_detached(start, net.local_names(), loss, cfg.inner_steps,
-                                    net.inner_lr() if cfg.learn_inner_lr else cfg.inner_lr)
+                                    net.inner_lr() if cfg.learn_inner_lr else cfg.step_size())
             with torch.no_grad():
                 yield rows, net.scores(params, item_vecs, None)  # (b, I)
 

@@ -36,3 +36,11 @@ def test_validation_fraction_is_a_share_of_at_most_half():
     for bad in (-0.1, 0.6, "some"):
         with pytest.raises(ConfigError, match="validation_fraction"):
             Config(validation_fraction=bad)
+
+
+def test_inner_step_size_defaults_per_objective_and_follows_a_later_objective_change():
+    assert Config().step_size() == 0.1 and Config(objective="rating").step_size() == 0.03
+    assert Config().replace(objective="rating").step_size() == 0.03  # not frozen at the first objective's value
+    assert Config(objective="rating", inner_lr=0.2).step_size() == 0.2
+    with pytest.raises(ConfigError, match="'inner_lr': expected a number > 0 with learn_inner_lr"):
+        Config(learn_inner_lr=True, inner_lr=0.0)
