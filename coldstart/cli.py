@@ -208,7 +208,11 @@ def info(model: ModelDir = Path("model")) -> None:
              f"user features    {', '.join(uenc) or '-'}", f"item labels      {meta['item_encoder']['label'] or '-'}",
              f"rating scale     {meta['rating_stats']['min']:g} .. {meta['rating_stats']['max']:g} "
              f"(mean {meta['rating_stats']['mean']:.3f})"]
-    lines += [f"config.{k:<15} {v}" for k, v in meta["config"].items()]
+    cfg = Config.from_dict(meta["config"])
+    auto = {"inner_lr": cfg.step_size(),  # what an unset (None) field resolved to
+            "use_item_ids": cfg.objective == "implicit" or not meta["item_encoder"]["fields"]}
+    lines += [f"config.{k:<15} {v}" + (f" (auto: {auto[k]})" if v is None and k in auto else "")
+              for k, v in meta["config"].items()]
     lines += [f"training.{k:<13} {v}" for k, v in meta["training"].items()]
     typer.echo("\n".join(lines))
 
