@@ -96,6 +96,13 @@ class Config:
                               f"found {self.hidden!r}")
         object.__setattr__(self, "hidden", hidden)
 
+    def uses_item_ids(self, has_item_features: bool) -> bool:
+        """Whether the network embeds item ids: use_item_ids, or when it is not set, for "implicit" always and for
+        "rating" only when the items have no features."""
+        if self.use_item_ids is not None:
+            return self.use_item_ids
+        return self.objective == "implicit" or not has_item_features
+
     def step_size(self) -> float:
         """The inner loop's SGD step size: inner_lr, or the objective's default when it is not set."""
         return INNER_LR[self.objective] if self.inner_lr is None else self.inner_lr

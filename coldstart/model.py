@@ -58,9 +58,7 @@ class ColdStartNet(nn.Module):
         d = config.embedding_dim
         self.config = config
         self.item_features = FeatureEmbedding(item_encoder, d)
-        use_ids = config.use_item_ids
-        if use_ids is None:  # "auto": ids for ranking; features only for ratings, unless there are none
-            use_ids = config.objective == "implicit" or self.item_features.out_dim == 0
+        use_ids = config.uses_item_ids(has_item_features=self.item_features.out_dim > 0)
         self.item_ids = nn.Embedding(n_items, d) if use_ids else None
         self.user_features = FeatureEmbedding(user_encoder, d)
         self.item_bias = nn.Parameter(torch.zeros(n_items))
