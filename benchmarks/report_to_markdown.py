@@ -1,6 +1,8 @@
-"""Print a `coldstart evaluate` report.csv as Markdown tables (one per task), for benchmarks/RESULTS.md.
+"""Print a `coldstart evaluate` report.csv (or its paired.csv) as Markdown tables, one per task, for
+benchmarks/RESULTS.md.
 
     python benchmarks/report_to_markdown.py evaluation/report.csv
+    python benchmarks/report_to_markdown.py evaluation/paired.csv
 """
 from __future__ import annotations
 
@@ -25,8 +27,23 @@ def print_table(group: pd.DataFrame, cols: list[str], cell: Callable[[pd.Series,
         print(f"| {r['system']} | " + " | ".join("-" if pd.isna(r[c]) else cell(r, c) for c in cols) + " |")
 
 
+def print_paired(paired: pd.DataFrame) -> None:
+    """The paired table: a row per system, "difference ± half-width verdict" per metric."""
+    paired = paired.assign(cell=[f"{d:+.4f} ± {h:.4f} {v}" for d, h, v in
+                                 zip(paired["difference"], paired["half_width"], paired["verdict"])])
+    for task, group in paired.groupby("task", sort=False):
+        print(f"\n**{task}**, {group['reference'].iloc[0]} minus each system "
+              f"({int(group['users'].max())} users, 95% interval)\n")
+        table = group.pivot(index="system", columns="metric", values="cell").reindex(
+            index=list(dict.fromkeys(group["system"])), columns=list(dict.fromkeys(group["metric"])))
+        print_table(table.reset_index(), list(table.columns), lambda r, c: r[c])
+
+
 def main(path: str) -> None:
     rows = pd.read_csv(path)
+    if "reference" in rows:
+        print_paired(rows)
+        return
     if "seed" in rows and rows["seed"].nunique() > 1:
         sys.exit(f"{path}: a report of several seeds; print it with benchmarks/aggregate_seeds.py (mean ± sd)")
     for task, group in rows.groupby("task", sort=False):

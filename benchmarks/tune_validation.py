@@ -45,7 +45,7 @@ def main() -> None:
     for name, make in models.items():
         start = time.perf_counter()
         model = make()
-        rows = [score_task(model, task, catalogue, protocol) for task in tasks]
+        rows = [score_task(model, task, catalogue, protocol)[0] for task in tasks]
         cells = "  ".join(f"{t.shots}: ndcg {r['ndcg@10']:.4f} rec {r['recall@10']:.4f}"
                           + (f" mae {r['mae']:.4f} rmse {r['rmse']:.4f}" if 'mae' in r else '') for t, r in zip(tasks, rows))
         mean = sum(r["ndcg@10"] for r in rows) / len(rows)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .baselines import ALSFoldIn, ItemMeanOffset, Popularity
+from .compare import format_paired, paired_differences
 from .config import Config
 from .data import Dataset
 from .ids import IdMap
@@ -75,6 +76,15 @@ class Report:
     rows: pd.DataFrame  # one row per (system, task)
     meta: dict = field(default_factory=dict)  # protocol, config, split sizes, timings, versions
     split: pd.DataFrame | None = None  # who was trained on, and every task's support / query rows
+    users: pd.DataFrame | None = None  # one row per (system, task, seed, new user): the per-user metrics
+
+    def paired(self, reference: str = "coldstart") -> pd.DataFrame:
+        """`reference` minus every other system on the same users, per task and metric (see compare.py)."""
+        if self.users is None:
+            return paired_differences(pd.DataFrame(columns=["system", "task", "seed", "user_id"]), [], reference)
+        k = self.meta.get("k", 10)
+        metrics = [f"ndcg@{k}", f"recall@{k}", f"hit@{k}"] + (["mae"] if "ae_sum" in self.users else [])
+        return paired_differences(self.users, metrics, reference)
 
 
 System = Callable[[Dataset], dict]  # train data -> {name: fitted model}
@@ -180,8 +190,12 @@ def default_systems(config: Config, on_step: Callable | None = None) -> list[Sys
 
 
 # --- metrics ---------------------------------------------------------------------------------------------------
-def score_task(model, task: Task, catalogue: IdMap, protocol: Protocol) -> dict:
-    """Every metric of one fitted model on one task (means over users)."""
+def score_task(model, task: Task, catalogue: IdMap, protocol: Protocol) -> tuple[dict, pd.DataFrame]:
+    """Every metric of one fitted model on one task: (means over users, one row per user).
+
+    The per-user table holds the ranking metrics (NaN for a user without relevant items) and, for a model that
+    predicts ratings, `ae_sum` / `n_rated` (summed absolute error over the user's query ratings, and their count).
+    """
     k = protocol.k
     users = pd.Index(task.query["user_id"].unique())
     recs = model.recommend(task.support, k=k, exclude_seen=True)
@@ -195,13 +209,18 @@ def score_task(model, task: Task, catalogue: IdMap, protocol: Protocol) -> dict:
     row = {f"ndcg@{k}": np.nanmean(ranking["ndcg"]), f"recall@{k}": np.nanmean(ranking["recall"]),
            f"hit@{k}": np.nanmean(ranking["hit_rate"]), f"coverage@{k}": catalog_coverage(topk, len(catalogue)),
            "users": len(users), "users_with_relevant": int(np.isfinite(ranking["ndcg"]).sum())}
+    per_user = pd.DataFrame({"user_id": users, f"ndcg@{k}": ranking["ndcg"], f"recall@{k}": ranking["recall"],
+                             f"hit@{k}": ranking["hit_rate"]})
     preds = model.predict(task.support, query[["user_id", "item_id"]])["prediction"].to_numpy()
     ratings = query["rating"].to_numpy()
     if model.rating_predictor:
         ok = np.isfinite(preds)
         row.update(mae=mae(preds[ok], ratings[ok]), rmse=rmse(preds[ok], ratings[ok]))
+        errors = pd.DataFrame({"user_id": query["user_id"].to_numpy()[ok], "ae": np.abs(preds[ok] - ratings[ok])})
+        by_user = errors.groupby("user_id")["ae"].agg(["sum", "size"]).reindex(users, fill_value=0)
+        per_user = per_user.assign(ae_sum=by_user["sum"].to_numpy(float), n_rated=by_user["size"].to_numpy(int))
     row.update(_within_query(query["user_id"].to_numpy(), np.nan_to_num(preds, nan=-np.inf), ratings))
-    return row
+    return row, per_user
 
 
 def _within_query(users: np.ndarray, scores: np.ndarray, ratings: np.ndarray) -> dict:
@@ -238,7 +257,7 @@ def run_evaluation(data: Dataset, config: Config, protocol: Protocol, systems: l
     catalogue = IdMap.from_values(pd.concat([ratings["item_id"]] + ([data.items["item_id"]] if data.items is not None
                                                                      else [])))
     train_data = Dataset(train, data.items, data.users, data.name, data.implicit)
-    rows, timings = [], {}
+    rows, per_user, timings = [], [], {}
     for system in systems or default_systems(config):
         start = time.perf_counter()
         models = system(train_data)
@@ -247,8 +266,9 @@ def run_evaluation(data: Dataset, config: Config, protocol: Protocol, systems: l
             say(f"scoring {name}")
             start = time.perf_counter()
             for task in tasks:
-                rows.append({"system": name, "task": task.name, "shots": task.shots, "seed": config.seed,
-                             **score_task(model, task, catalogue, protocol)})
+                row, users = score_task(model, task, catalogue, protocol)
+                rows.append({"system": name, "task": task.name, "shots": task.shots, "seed": config.seed, **row})
+                per_user.append(users.assign(system=name, task=task.name, seed=config.seed))
             timings[name] = {"fit_s": round(fit_seconds, 2), "score_s": round(time.perf_counter() - start, 2)}
         say(f"fitted and scored {', '.join(models)} in {time.perf_counter() - start + fit_seconds:.1f}s")
     meta = {"dataset": data.name, "protocol": "melu" if melu else "shots", **asdict(protocol),
@@ -258,7 +278,9 @@ def run_evaluation(data: Dataset, config: Config, protocol: Protocol, systems: l
             "timings": timings, "versions": _versions()}
     if melu and protocol.item_split is None:  # the paper's figures are for its own split of MovieLens-1M
         meta["melu_paper"] = MELU_PAPER
-    return Report(pd.DataFrame(rows), meta, split_rows(train, tasks))
+    users = pd.concat(per_user, ignore_index=True)
+    users = users[["system", "task", "seed", *(c for c in users.columns if c not in ("system", "task", "seed"))]]
+    return Report(pd.DataFrame(rows), meta, split_rows(train, tasks), users)
 
 
 def run_seeds(data: Dataset, config: Config, protocol: Protocol, seeds: list[int],
@@ -287,8 +309,10 @@ def combine_reports(reports: list[Report]) -> Report:
             "runs": [{k: r.meta[k] for k in ("seed", "train_ratings", "train_users", "tasks", "timings")}
                      for r in reports]}
     splits = [r.split.assign(seed=r.meta["seed"]) for r in reports if r.split is not None]
+    users = [r.users for r in reports if r.users is not None]
     return Report(pd.concat([r.rows for r in reports], ignore_index=True), meta,
-                  pd.concat(splits, ignore_index=True) if splits else None)
+                  pd.concat(splits, ignore_index=True) if splits else None,
+                  pd.concat(users, ignore_index=True) if users else None)
 
 
 def summarise(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -335,16 +359,24 @@ def format_table(report: Report) -> str:
         if paper:
             head += "\n   MeLU-5 (paper): " + "  ".join(f"{k} {v}" for k, v in paper.items())
         blocks.append(head + "\n" + table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
-    return "\n\n".join(blocks) + "\n"
+    paired = format_paired(report.paired())
+    return "\n\n".join(blocks + ([paired.rstrip("\n")] if paired else [])) + "\n"
 
 
 def write_report(report: Report, out_dir: Path) -> list[Path]:
-    """report.csv, report.json, report.png (and split.csv.gz when given) under `out_dir`, each written atomically."""
+    """report.csv, paired.csv, report.json, report.png (and split.csv.gz, users.csv.gz when given) under `out_dir`,
+    each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    paired = report.paired()
+    records = {"meta": report.meta, "rows": json.loads(report.rows.to_json(orient="records")),
+               "paired": json.loads(paired.to_json(orient="records"))}
     written = [atomic_file(out_dir / "report.csv", lambda p: report.rows.to_csv(p, index=False)),
-               atomic_file(out_dir / "report.json", lambda p: Path(p).write_text(json.dumps(
-                   {"meta": report.meta, "rows": json.loads(report.rows.to_json(orient="records"))}, indent=1))),
+               atomic_file(out_dir / "paired.csv", lambda p: paired.to_csv(p, index=False)),
+               atomic_file(out_dir / "report.json", lambda p: Path(p).write_text(json.dumps(records, indent=1))),
                atomic_file(out_dir / "report.png", lambda p: plot_report(report, p))]
+    if report.users is not None:
+        written.append(atomic_file(out_dir / "users.csv.gz", lambda p: report.users.to_csv(
+            p, index=False, compression="gzip")))
     if report.split is not None:
         written.append(atomic_file(out_dir / "split.csv.gz", lambda p: report.split.to_csv(p, index=False,
                                                                                        compression="gzip")))

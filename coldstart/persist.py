@@ -24,7 +24,8 @@ from .tasks import UserLog
 if TYPE_CHECKING:
     from .recommender import ColdStartRecommender
 
-FORMAT_VERSION = 2  # 2: "rating" models hold the user-offset pseudo-count (log_user_shrinkage)
+FORMAT_VERSION = 3  # 2: "rating" models hold the user-offset pseudo-count (log_user_shrinkage); 3: the config
+#                    has user_bias_scale (a format-2 model, read with its default, would score differently)
 WEIGHTS, META = "weights.safetensors", "model.json"
 
 

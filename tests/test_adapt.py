@@ -17,9 +17,10 @@ N_ITEMS, N_USERS = 30, 12
 
 
 def make_net(objective: str = "implicit", adapt_mode: str = "head", dtype=torch.float32, seed: int = 0,
-             learn_inner_lr: bool = False):
+             learn_inner_lr: bool = False, user_bias_scale: bool = True):
     cfg = Config(objective=objective, adapt=adapt_mode, embedding_dim=4, hidden=(6, 5), inner_lr=0.05,
-                 inner_steps=2, n_negatives=10, learn_inner_lr=learn_inner_lr, use_item_ids=True)
+                 inner_steps=2, n_negatives=10, learn_inner_lr=learn_inner_lr, use_item_ids=True,
+                 user_bias_scale=user_bias_scale)
     rng = np.random.default_rng(seed)
     genre = rng.integers(3, size=N_ITEMS)
     items = pd.DataFrame({"item_id": [str(i) for i in range(N_ITEMS)], "genre": [f"g{g}" for g in genre]})
@@ -27,6 +28,8 @@ def make_net(objective: str = "implicit", adapt_mode: str = "head", dtype=torch.
     net = ColdStartNet(N_ITEMS, enc, FeatureEncoder.fit(None, "user_id"), enc.transform(items, items.item_id),
                        cfg, global_mean=3.0 if objective == "rating" else 0.0, rating_center=3.0)
     net.reset_parameters(torch.Generator().manual_seed(seed))
+    with torch.no_grad():  # non-zero item biases, so that the per-user bias scale takes part in every check
+        net.item_bias.copy_(torch.randn(N_ITEMS, generator=torch.Generator().manual_seed(seed + 1)) * 0.5)
     net.to(dtype)
     users = np.repeat(np.arange(N_USERS), 8)
     items_ = np.concatenate([rng.choice(N_ITEMS, 8, replace=False) for _ in range(N_USERS)])
@@ -61,7 +64,7 @@ def test_zero_inner_steps_returns_the_initialisation(objective):
 
 
 @pytest.mark.parametrize("objective", ["implicit", "rating"])
-@pytest.mark.parametrize("adapt_mode", ["head", "head+user", "last"])
+@pytest.mark.parametrize("adapt_mode", ["head", "head+user", "last", "user"])
 def test_one_inner_step_lowers_every_users_support_loss(objective, adapt_mode):
     net, cfg, batch, feats, neg = make_net(objective, adapt_mode)
     _, params, loss = support_setup(net, cfg, batch, feats, neg)
@@ -72,11 +75,39 @@ def test_one_inner_step_lowers_every_users_support_loss(objective, adapt_mode):
 
 def test_adapt_changes_only_the_named_parameters():
     net, cfg, batch, feats, neg = make_net("rating", "last")
+    with torch.no_grad():
+        net.item_bias.copy_(torch.linspace(-1.0, 1.0, N_ITEMS))  # the bias scale moves only with a bias
     _, params, loss = support_setup(net, cfg, batch, feats, neg)
     adapted = adapt(params, net.local_names(), loss, steps=2, lr=0.1)
-    assert net.local_names() == ["w2", "b2"]
+    assert net.local_names() == ["w2", "b2", "bias_scale"]
     assert torch.equal(adapted["w0"], params["w0"]) and torch.equal(adapted["user"], params["user"])
-    assert not torch.equal(adapted["w2"], params["w2"])
+    assert not torch.equal(adapted["w2"], params["w2"]) and not torch.equal(adapted["bias_scale"], params["bias_scale"])
+    assert make_net("rating", "last", user_bias_scale=False)[0].local_names() == ["w2", "b2"]
+    user_only = make_net("implicit", "user")[0]
+    assert user_only.local_names() == ["user", "bias_scale"]
+
+
+def test_the_bias_scale_starts_at_zero_and_learns_how_much_a_user_follows_popularity():
+    """With a zero output layer the score is (1 + s_u) * bias(i): a step on a support of the least popular items
+    lowers s_u (the user follows popularity less), a support of the most popular items raises it."""
+    net, cfg, batch, feats, neg = make_net("implicit", "head", user_bias_scale=True)
+    neg = torch.arange(N_ITEMS)
+    bias = torch.linspace(-2.0, 2.0, N_ITEMS)  # item i's popularity rank is i
+    net.start_from_prior(bias)
+    off = make_net("implicit", "head", user_bias_scale=False)[0]
+    off.load_state_dict(net.state_dict())
+    item_vecs = net.item_vectors()
+    niche, popular = torch.tensor([[0, 1, 2]]), torch.tensor([[N_ITEMS - 1, N_ITEMS - 2, N_ITEMS - 3]])
+    items = torch.cat([niche, popular])  # (2, 3): user 0 likes niche items, user 1 popular ones
+    mask, ratings = torch.ones_like(items, dtype=torch.bool), torch.full(items.shape, 5.0)
+    user_feats = FeatureEncoder.fit(None, "user_id").empty(2)
+    start = net.user_params(user_feats, item_vecs, items, ratings, mask)
+    assert torch.equal(start["bias_scale"], torch.zeros(2))
+    unadapted = off.user_params(user_feats, item_vecs, items, ratings, mask)  # same scores before adapting
+    torch.testing.assert_close(net.scores(start, item_vecs, None), off.scores(unadapted, item_vecs, None))
+    loss = objective_loss(net, cfg, item_vecs, items, ratings, mask, neg, items)
+    adapted = adapt(start, net.local_names(), loss, steps=1, lr=0.1)
+    assert adapted["bias_scale"][0] < 0 < adapted["bias_scale"][1]
 
 
 @pytest.mark.parametrize("objective", ["implicit", "rating"])
@@ -105,7 +136,7 @@ def test_second_order_meta_gradient_matches_finite_differences(objective, learn_
     rng = np.random.default_rng(0)
     eps = 1e-6
     names = ["head.w0", "head.w1", "head.b2", "item_bias", "item_ids.weight"]
-    for name in names + (["inner_log_lr.w0", "inner_log_lr.b2"] if learn_inner_lr else []):
+    for name in names + (["inner_log_lr.w0", "inner_log_lr.bias_scale"] if learn_inner_lr else []):
         p = params[name]
         for flat in rng.choice(p.numel(), min(3, p.numel()), replace=False):
             idx = np.unravel_index(flat, p.shape)

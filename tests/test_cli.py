@@ -42,6 +42,7 @@ def test_fit_writes_a_model_directory(files):
     assert "config.embedding_dim   8" in result.output
     assert "config.inner_lr        None (auto: 0.1)" in result.output
     assert "config.use_item_ids    None (auto: True)" in result.output
+    assert "config.user_bias_scale None (auto: True)" in result.output
 
 
 def test_recommend_for_a_known_user_as_csv(files):

@@ -44,3 +44,10 @@ def test_inner_step_size_defaults_per_objective_and_follows_a_later_objective_ch
     assert Config(objective="rating", inner_lr=0.2).step_size() == 0.2
     with pytest.raises(ConfigError, match="'inner_lr': expected a number > 0 with learn_inner_lr"):
         Config(learn_inner_lr=True, inner_lr=0.0)
+
+
+def test_the_bias_scale_defaults_to_implicit_only_and_can_be_forced():
+    assert Config().uses_bias_scale() and not Config(objective="rating").uses_bias_scale()
+    assert Config(objective="rating", user_bias_scale=True).uses_bias_scale()
+    assert not Config(user_bias_scale=False).uses_bias_scale()
+    assert not Config().replace(objective="rating").uses_bias_scale()  # follows a later objective change

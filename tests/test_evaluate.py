@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from coldstart import make_synthetic
-from coldstart.baselines import Popularity
+from coldstart.baselines import ItemMeanOffset, Popularity
 from coldstart.cli import app
 from coldstart.ids import IdMap
 from coldstart.evaluate import (Protocol, Task, item_split_scenarios, melu_tasks, score_task, shot_task,
@@ -73,7 +73,7 @@ def test_score_task_by_hand():
     model = Popularity().fit(train)  # order 1 (3 ratings), 2 (2), 3 (1), 4 (0)
     support = pd.DataFrame({"user_id": ["n"], "item_id": ["1"], "rating": [5.0]})
     query = pd.DataFrame({"user_id": ["n", "n"], "item_id": ["3", "4"], "rating": [5.0, 2.0]})
-    row = score_task(model, Task("1 shot", 1, support, query), IdMap(["1", "2", "3", "4"]), Protocol(k=2))
+    row, per_user = score_task(model, Task("1 shot", 1, support, query), IdMap(["1", "2", "3", "4"]), Protocol(k=2))
     # top-2 without the support item: [2, 3]; relevant (>= 4): {3} -> hit at rank 2
     assert row["ndcg@2"] == pytest.approx(1 / np.log2(3))
     assert row["recall@2"] == 1.0 and row["hit@2"] == 1.0 and row["coverage@2"] == 0.5
@@ -81,6 +81,12 @@ def test_score_task_by_hand():
     assert row["wq_ndcg@1"] == 1.0
     assert row["wq_ndcg@1_random"] == pytest.approx(((2**5 - 1) + (2**2 - 1)) / 2 / (2**5 - 1))
     assert "mae" not in row
+    assert per_user["user_id"].tolist() == ["n"] and per_user["ndcg@2"].iloc[0] == row["ndcg@2"]
+    assert "ae_sum" not in per_user
+    rated, rated_users = score_task(ItemMeanOffset().fit(train.assign(rating=[5.0, 4.0, 3.0, 5.0, 2.0, 1.0])),
+                                    Task("1 shot", 1, support, query), IdMap(["1", "2", "3", "4"]), Protocol(k=2))
+    assert rated_users["n_rated"].iloc[0] == 1  # item 4 is unknown to the model: no prediction, not counted
+    assert rated_users["ae_sum"].iloc[0] == pytest.approx(rated["mae"])
 
 
 def test_evaluate_cli_end_to_end(data, tmp_path):
@@ -92,7 +98,8 @@ def test_evaluate_cli_end_to_end(data, tmp_path):
                                       "--shots", "1,3", "--k", "5", "--config", str(tmp_path / "c.toml"),
                                       "--output", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["report.csv", "report.json", "report.png", "split.csv.gz"]
+    assert sorted(p.name for p in out.iterdir()) == ["paired.csv", "report.csv", "report.json", "report.png",
+                                                     "split.csv.gz", "users.csv.gz"]
     rows = pd.read_csv(out / "report.csv")
     systems = {"coldstart", "popularity", "popularity_liked", "item_mean", "als", "network", "network+finetune"}
     assert set(rows["system"]) == systems and set(rows["shots"]) == {1, 3}
@@ -102,6 +109,19 @@ def test_evaluate_cli_end_to_end(data, tmp_path):
     assert meta["config"]["epochs"] == 1 and "torch" in meta["versions"]
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     assert "== 1 shot" in result.stdout and "popularity" in result.stdout
+    # the per-user table reproduces the report's means, and with one seed a paired difference is the difference
+    # of the two systems' rows
+    users = pd.read_csv(out / "users.csv.gz", dtype={"user_id": str})
+    means = users.groupby(["system", "task"])["ndcg@5"].mean()
+    by_row = rows.set_index(["system", "task"])["ndcg@5"]
+    np.testing.assert_allclose(means.loc[by_row.index], by_row)
+    paired = pd.read_csv(out / "paired.csv").set_index(["task", "system", "metric"])
+    assert set(paired.index.get_level_values("system")) == systems - {"coldstart"}
+    for system in ("network", "popularity"):
+        expected = by_row[("coldstart", "3 shots")] - by_row[(system, "3 shots")]
+        assert paired.loc[("3 shots", system, "ndcg@5"), "difference"] == pytest.approx(expected)
+    assert paired["verdict"].isin(["ahead", "behind", "level"]).all()
+    assert "coldstart minus each system" in result.stdout
 
 
 def test_evaluate_cli_rejects_bad_shots(data, tmp_path):
