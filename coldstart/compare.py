@@ -18,6 +18,7 @@ Z95 = 1.959964  # two-sided 95% normal quantile
 LOWER_IS_BETTER = ("mae",)
 ERROR_COLUMNS = ("ae_sum", "n_rated")  # per-user summed absolute error and count, for MAE
 KEYS = ("system", "task", "seed", "user_id")
+COLUMNS = ["reference", "task", "system", "metric", "difference", "half_width", "users", "verdict"]
 
 
 def _parts(table: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +66,6 @@ def paired_differences(users: pd.DataFrame, metrics: list[str], reference: str =
         Columns reference, task, system, metric, difference (reference minus system), half_width (of the 95%
         interval), users, verdict; empty when the reference is absent.
     """
-    columns = ["reference", "task", "system", "metric", "difference", "half_width", "users", "verdict"]
     values = [c for c in users.columns if c not in KEYS]
     per_user = users.groupby(["task", "system", "user_id"], sort=False)[values].mean().reset_index()
     rows = []
@@ -86,7 +86,7 @@ def paired_differences(users: pd.DataFrame, metrics: list[str], reference: str =
                 diff, se, n = ratio_difference(a_ref, n_ref, a_sys, n_sys)
                 half = Z95 * se
                 rows.append([reference, task, system, metric, diff, half, n, verdict(metric, diff, half)])
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _has(table: pd.DataFrame, metric: str) -> bool:

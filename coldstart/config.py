@@ -38,7 +38,7 @@ class Config:
     adapt: str = "head+user"  # "head+user": the decision layers and the user vector (with its pooled support);
     #                           "head": the decision layers only (MeLU's local update); "last": the output layer;
     #                           "user": the user vector only (the shared head stays fixed; about 40% faster)
-    user_bias_scale: bool | None = None  # each user's own scale of the item bias: score = ... + (1 + s_u) bias(i),
+    user_bias_scale: bool | None = None  # each user's own scale of the item bias: score = ... + exp(s_u) bias(i),
     #                                      s_u from 0, adapted in the inner loop (how closely the user follows
     #                                      popularity). None: yes for "implicit", no for "rating" (no gain in MAE)
     inner_steps: int = 2  # SGD steps on the support set

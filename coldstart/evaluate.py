@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .baselines import ALSFoldIn, ItemMeanOffset, Popularity
-from .compare import format_paired, paired_differences
+from .compare import COLUMNS as PAIRED_COLUMNS, format_paired, paired_differences
 from .config import Config
 from .data import Dataset
 from .ids import IdMap
@@ -81,7 +81,7 @@ class Report:
     def paired(self, reference: str = "coldstart") -> pd.DataFrame:
         """`reference` minus every other system on the same users, per task and metric (see compare.py)."""
         if self.users is None:
-            return paired_differences(pd.DataFrame(columns=["system", "task", "seed", "user_id"]), [], reference)
+            return pd.DataFrame(columns=PAIRED_COLUMNS)
         k = self.meta.get("k", 10)
         metrics = [f"ndcg@{k}", f"recall@{k}", f"hit@{k}"] + (["mae"] if "ae_sum" in self.users else [])
         return paired_differences(self.users, metrics, reference)

@@ -47,10 +47,11 @@ class FeatureEmbedding(nn.Module):
 
 
 class ColdStartNet(nn.Module):
-    """MeLU-style network. score(u, i) = head_u([item_vec(i), user_vec(u)]) + (1 + s_u) item_bias(i)
+    """MeLU-style network. score(u, i) = head_u([item_vec(i), user_vec(u)]) + exp(s_u) item_bias(i)
     (+ global mean + offset(u) with objective "rating", where offset(u) is the user's shrunk mean residual over its
-    support ratings, as in the item-mean-with-offset baseline; its pseudo-count is meta-learned). s_u, the user's
-    scale of the item bias, is 0 before adaptation."""
+    support ratings, as in the item-mean-with-offset baseline; its pseudo-count is meta-learned). s_u, the log of
+    the user's scale of the item bias, is 0 before adaptation; the scale stays positive, so no number of steps
+    turns a user's popularity prior upside down."""
 
     def __init__(self, n_items: int, item_encoder: FeatureEncoder, user_encoder: FeatureEncoder,
                  item_feats: EncodedFeatures, config: Config, global_mean: float = 0.0,
@@ -144,7 +145,7 @@ class ColdStartNet(nn.Module):
         elif self.config.adapt == "user":
             head = []
         user = ["user"] if self.config.adapt in ("head+user", "user") else []
-        return head + user + (["bias_scale"] if self.config.uses_bias_scale() else [])
+        return head + user + (["log_bias_scale"] if self.config.uses_bias_scale() else [])
 
     def inner_lr(self) -> float | dict[str, torch.Tensor]:
         """The inner loop's step size: the configured number, or one learned scalar per adapted tensor."""
@@ -165,14 +166,14 @@ class ColdStartNet(nn.Module):
     def user_params(self, user_feats: EncodedFeatures, item_vecs: torch.Tensor, support_items: torch.Tensor,
                     support_ratings: torch.Tensor, support_mask: torch.Tensor) -> Params:
         """Each user's starting point for the inner loop (leading dimension B), still connected to the
-        initialisation: copies of the head, the user vector (B, Du), the score offset (B,) and the scale of the
-        item bias (B,), which starts at 0 for every user (a leaf, adapted when config.uses_bias_scale())."""
+        initialisation: copies of the head, the user vector (B, Du), the score offset (B,) and the log scale of
+        the item bias (B,), which starts at 0 for every user (a leaf, adapted when config.uses_bias_scale())."""
         user_vecs = self.user_vectors(user_feats, item_vecs, support_items, support_ratings, support_mask)
         b = user_vecs.shape[0]
         params = {name: p.unsqueeze(0).expand(b, *p.shape) for name, p in self.head.items()}  # (B, ...)
         params["user"] = user_vecs  # (B, Du)
         params["offset"] = self.user_offsets(support_items, support_ratings, support_mask)  # (B,)
-        params["bias_scale"] = user_vecs.new_zeros(b).requires_grad_(self.config.uses_bias_scale())  # (B,)
+        params["log_bias_scale"] = user_vecs.new_zeros(b).requires_grad_(self.config.uses_bias_scale())  # (B,)
         return params
 
     def scores(self, params: Params, item_vecs: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
@@ -188,5 +189,5 @@ class ColdStartNet(nn.Module):
             h = torch.baddbmm(params[f"b{j}"].unsqueeze(1), F.relu(h), params[f"w{j}"].transpose(1, 2))
         out = h.squeeze(-1)  # (B, N)
         bias = self.item_bias if items is None else self.item_bias[items]  # (I,), (N,) or (B, N)
-        bias = bias * (1.0 + params["bias_scale"].unsqueeze(1))  # (B, N) or (B, I): the user's own scale
+        bias = bias * params["log_bias_scale"].exp().unsqueeze(1)  # (B, N) or (B, I): the user's own scale
         return out + bias + self.global_mean + params["offset"].unsqueeze(1)

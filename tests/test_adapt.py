@@ -79,17 +79,18 @@ def test_adapt_changes_only_the_named_parameters():
         net.item_bias.copy_(torch.linspace(-1.0, 1.0, N_ITEMS))  # the bias scale moves only with a bias
     _, params, loss = support_setup(net, cfg, batch, feats, neg)
     adapted = adapt(params, net.local_names(), loss, steps=2, lr=0.1)
-    assert net.local_names() == ["w2", "b2", "bias_scale"]
+    assert net.local_names() == ["w2", "b2", "log_bias_scale"]
     assert torch.equal(adapted["w0"], params["w0"]) and torch.equal(adapted["user"], params["user"])
-    assert not torch.equal(adapted["w2"], params["w2"]) and not torch.equal(adapted["bias_scale"], params["bias_scale"])
+    assert not torch.equal(adapted["w2"], params["w2"]) and not torch.equal(adapted["log_bias_scale"], params["log_bias_scale"])
     assert make_net("rating", "last", user_bias_scale=False)[0].local_names() == ["w2", "b2"]
     user_only = make_net("implicit", "user")[0]
-    assert user_only.local_names() == ["user", "bias_scale"]
+    assert user_only.local_names() == ["user", "log_bias_scale"]
 
 
 def test_the_bias_scale_starts_at_zero_and_learns_how_much_a_user_follows_popularity():
-    """With a zero output layer the score is (1 + s_u) * bias(i): a step on a support of the least popular items
-    lowers s_u (the user follows popularity less), a support of the most popular items raises it."""
+    """With a zero output layer the score is exp(s_u) * bias(i): a step on a support of the least popular items
+    lowers s_u (the user follows popularity less), a support of the most popular items raises it; however far it
+    goes, the scale stays positive, so the popularity order is never reversed."""
     net, cfg, batch, feats, neg = make_net("implicit", "head", user_bias_scale=True)
     neg = torch.arange(N_ITEMS)
     bias = torch.linspace(-2.0, 2.0, N_ITEMS)  # item i's popularity rank is i
@@ -102,12 +103,16 @@ def test_the_bias_scale_starts_at_zero_and_learns_how_much_a_user_follows_popula
     mask, ratings = torch.ones_like(items, dtype=torch.bool), torch.full(items.shape, 5.0)
     user_feats = FeatureEncoder.fit(None, "user_id").empty(2)
     start = net.user_params(user_feats, item_vecs, items, ratings, mask)
-    assert torch.equal(start["bias_scale"], torch.zeros(2))
+    assert torch.equal(start["log_bias_scale"], torch.zeros(2))
     unadapted = off.user_params(user_feats, item_vecs, items, ratings, mask)  # same scores before adapting
     torch.testing.assert_close(net.scores(start, item_vecs, None), off.scores(unadapted, item_vecs, None))
     loss = objective_loss(net, cfg, item_vecs, items, ratings, mask, neg, items)
     adapted = adapt(start, net.local_names(), loss, steps=1, lr=0.1)
-    assert adapted["bias_scale"][0] < 0 < adapted["bias_scale"][1]
+    assert adapted["log_bias_scale"][0] < 0 < adapted["log_bias_scale"][1]
+    far = adapt(start, ["log_bias_scale"], loss, steps=50, lr=1.0)  # many large steps of the scale alone
+    niche_scores = net.scores(far, item_vecs, None)[0].detach()  # (I,)
+    assert far["log_bias_scale"][0] < -1.0  # a linear scale 1 + s would have turned negative here
+    assert (niche_scores.diff() >= 0).all()  # still in popularity order, only flatter
 
 
 @pytest.mark.parametrize("objective", ["implicit", "rating"])
@@ -136,7 +141,7 @@ def test_second_order_meta_gradient_matches_finite_differences(objective, learn_
     rng = np.random.default_rng(0)
     eps = 1e-6
     names = ["head.w0", "head.w1", "head.b2", "item_bias", "item_ids.weight"]
-    for name in names + (["inner_log_lr.w0", "inner_log_lr.bias_scale"] if learn_inner_lr else []):
+    for name in names + (["inner_log_lr.w0", "inner_log_lr.log_bias_scale"] if learn_inner_lr else []):
         p = params[name]
         for flat in rng.choice(p.numel(), min(3, p.numel()), replace=False):
             idx = np.unravel_index(flat, p.shape)
