@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import pandas as pd
 
-from pathlib import Path
-
 from coldstart import Config, Dataset, load_dataset
-from coldstart.compare import format_paired, paired_differences
 from coldstart.baselines import ALSFoldIn, ItemMeanOffset, Popularity
+from coldstart.compare import format_paired, paired_differences
 from coldstart.evaluate import Protocol, shot_task, split_new_users, score_task
 from coldstart.ids import IdMap
 from coldstart.recommender import ColdStartRecommender
@@ -44,7 +43,8 @@ def main() -> None:
     args = parser.parse_intermixed_args()
     if args.compare:
         users = pd.read_csv(args.compare, dtype={"user_id": str})
-        print(format_paired(paired_differences(users, ["ndcg@10", "recall@10"], args.reference)))
+        text = format_paired(paired_differences(users, ["ndcg@10", "recall@10"], args.reference))
+        print(text or f"{args.compare}: nothing to compare; systems found: {sorted(users['system'].unique())}")
         return
     data = load_dataset(args.data)
     protocol = Protocol(shots=tuple(int(s) for s in args.shots.split(",")))
