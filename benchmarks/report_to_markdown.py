@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from coldstart.compare import paired_tables
+
 COLUMNS = ["ndcg@10", "recall@10", "hit@10", "coverage@10", "mae", "rmse", "wq_ndcg@1", "wq_ndcg@3"]
 
 
@@ -28,14 +30,9 @@ def print_table(group: pd.DataFrame, cols: list[str], cell: Callable[[pd.Series,
 
 
 def print_paired(paired: pd.DataFrame) -> None:
-    """The paired table: a row per system, "difference ± half-width verdict" per metric."""
-    paired = paired.assign(cell=[f"{d:+.4f} ± {h:.4f} {v}" for d, h, v in
-                                 zip(paired["difference"], paired["half_width"], paired["verdict"])])
-    for task, group in paired.groupby("task", sort=False):
-        print(f"\n**{task}**, {group['reference'].iloc[0]} minus each system "
-              f"({int(group['users'].max())} users, 95% interval)\n")
-        table = group.pivot(index="system", columns="metric", values="cell").reindex(
-            index=list(dict.fromkeys(group["system"])), columns=list(dict.fromkeys(group["metric"])))
+    """The paired table (compare.paired_tables): a row per system, "difference ± half-width verdict" per metric."""
+    for task, users, table in paired_tables(paired):
+        print(f"\n**{task}**, {paired['reference'].iloc[0]} minus each system ({users} users, 95% interval)\n")
         print_table(table.reset_index(), list(table.columns), lambda r, c: r[c])
 
 

@@ -11,6 +11,8 @@ For a ranking metric this is the ordinary standard error of the mean paired diff
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -95,19 +97,24 @@ def _has(table: pd.DataFrame, metric: str) -> bool:
     return all(c in table and table[c].notna().any() for c in needed)
 
 
-def format_paired(paired: pd.DataFrame) -> str:
-    """One block per task: systems as rows, "difference ± half-width verdict" per metric."""
-    if paired.empty:
-        return ""
-    reference = paired["reference"].iloc[0]
+def paired_tables(paired: pd.DataFrame) -> Iterator[tuple[str, int, pd.DataFrame]]:
+    """(task, users, table) per task, in order: systems as rows, metrics as columns, each cell "difference ±
+    half-width verdict" ("-" where there is none)."""
     cells = paired.assign(cell=[f"{d:+.4f} ± {h:.4f} {v}" if np.isfinite(d) else "-"
                                 for d, h, v in zip(paired["difference"], paired["half_width"], paired["verdict"])])
-    blocks = [f"== {reference} minus each system on the same users (each user's metrics averaged over seeds), "
-              f"± a 95% interval; 'level' when it holds 0"]
     for task, group in cells.groupby("task", sort=False):
         table = group.pivot(index="system", columns="metric", values="cell")
         table = table.reindex(index=list(dict.fromkeys(group["system"])),
                               columns=list(dict.fromkeys(group["metric"]))).fillna("-")
         table.columns.name = None
-        blocks.append(f"-- {task} ({int(group['users'].max())} users)\n{table.to_string()}")
+        yield task, int(group["users"].max()), table
+
+
+def format_paired(paired: pd.DataFrame) -> str:
+    """One block per task: systems as rows, "difference ± half-width verdict" per metric."""
+    if paired.empty:
+        return ""
+    blocks = [f"== {paired['reference'].iloc[0]} minus each system on the same users (each user's metrics averaged "
+              f"over seeds), ± a 95% interval; 'level' when it holds 0"]
+    blocks += [f"-- {task} ({users} users)\n{table.to_string()}" for task, users, table in paired_tables(paired)]
     return "\n".join(blocks) + "\n"
