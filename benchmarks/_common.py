@@ -14,7 +14,7 @@ import torch
 
 import coldstart
 from coldstart import Dataset, load_dataset, make_synthetic
-from coldstart.recommender import resolve_device
+from coldstart.fitted import resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -63,7 +63,7 @@ def main() -> None:
     for name, make in models.items():
         start = time.perf_counter()
         model = make()
-        scored = [score_task(model, task, catalogue, protocol) for task in tasks]
+        scored = [score_task(model, task, catalogue, protocol, data.users) for task in tasks]
         rows = [row for row, _ in scored]
         if args.users_out:
             append_users(args.users_out, name, tasks, [users for _, users in scored])

@@ -16,15 +16,16 @@ from .config import Config, ConfigError
 from .data import DataError, load_features, load_ratings
 from .evaluate import Protocol, default_systems, format_table, run_seeds, write_report
 from .formats import load_dataset
-from .meta import StepReport
-from .persist import ModelFormatError, atomic_file, read_metadata
+from .train import StepReport
+from .files import atomic_file
+from .persist import ModelFormatError, read_metadata
 from .recommender import ColdStartRecommender, NotFittedError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Meta-learned recommendations for users with a handful of ratings.")
 BAD_INPUT = (DataError, ConfigError, ModelFormatError, NotFittedError, ValueError, KeyError, FileNotFoundError)
 FORMATS = ("table", "csv", "json", "parquet")
-BUNDLED = Path(__file__).resolve().parents[1] / "data" / "ml-latest-small"
+BUNDLED = Path(__file__).resolve().parents[1] / "data" / "ml-latest-small"  # in a checkout; see _bundled
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes on stderr.")]
 ModelDir = Annotated[Path, typer.Option("--model", "-m", help="Model directory written by `coldstart fit`.")]
@@ -41,6 +42,11 @@ Objective = Annotated[Optional[str], typer.Option(help="implicit (rank the catal
 Epochs = Annotated[Optional[int], typer.Option(help="Passes over the training users.")]
 Device = Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")]
 Seed = Annotated[Optional[int], typer.Option(help="Seed of every random draw (and of the split).")]
+Learner = Annotated[Optional[str], typer.Option(help="maml (default), fomaml, metasgd, proximal, reptile or encoder: "
+                                                "how users are adapted and the initialisation learns.")]
+Threads = Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads (default: 1 for fit and evaluate, "
+                                                "whose small tensors run fastest on one; torch's own choice for "
+                                                "recommend and predict, which score whole catalogues).")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="TOML file of config keys.")]
 
 
@@ -54,9 +60,13 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def setup_logging(quiet: bool) -> None:
+def setup(quiet: bool, threads: int | None = None) -> None:
+    """Messages to stderr (errors only with --quiet); torch's CPU thread count when given."""
     logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s: %(message)s", force=True)
+    if threads is not None:
+        import torch
+        torch.set_num_threads(threads)
 
 
 @app.command()
@@ -66,18 +76,17 @@ def fit(
     out: Annotated[Path, typer.Option("--out", help="Model directory to write.")] = Path("model"),
     items: ItemsFile = None, users: UsersFile = None, objective: Objective = None, epochs: Epochs = None,
     inner_steps: Annotated[Optional[int], typer.Option(help="SGD steps of adaptation per user.")] = None,
-    first_order: Annotated[Optional[bool], typer.Option("--first-order/--second-order",
-                                                        help="FOMAML instead of full MAML.")] = None,
+    learner: Learner = None,
     validation_fraction: Annotated[Optional[float], typer.Option(
         help="Hold out this share of the training users (the newest) and keep the epoch they score best.")] = None,
     device: Device = None, seed: Seed = None, config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
-    time_col: TimeCol = "timestamp", quiet: Quiet = False,
+    time_col: TimeCol = "timestamp", threads: Threads = None, quiet: Quiet = False,
 ) -> None:
     """Meta-train a model on RATINGS and write it to --out."""
-    setup_logging(quiet)
+    setup(quiet, threads or 1)
     try:
-        cfg = _config(config, objective=objective, epochs=epochs, inner_steps=inner_steps, first_order=first_order,
+        cfg = _config(config, objective=objective, epochs=epochs, inner_steps=inner_steps, learner=learner,
                       validation_fraction=validation_fraction, device=device, seed=seed)
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
                                item_col=item_col, rating_col=rating_col, time_col=time_col)
@@ -91,7 +100,7 @@ def fit(
     s = rec.summary_
     _note(quiet, f"saved {out}: {s['tasks']:,} tasks in {s['seconds']:.1f}s ({s['tasks_per_s']:,.0f} tasks/s) "
                  f"on {s['device']}; final query loss {s['epoch_query_loss'][-1]:.4f}")
-    if "best_epoch" in s:
+    if s.get("best_epoch") is not None:
         kept = s["valid_query_loss"][s["best_epoch"]]
         _note(quiet, f"kept epoch {s['best_epoch']} of {s['epochs']}: held-out query loss {kept:.4f} "
                      f"({s['valid_users']:,} held-out users)")
@@ -112,10 +121,10 @@ def recommend(
                                                help="Leave out the items of the support set.")] = True,
     output: Output = None, fmt: Format = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
-    quiet: Quiet = False,
+    threads: Threads = None, quiet: Quiet = False,
 ) -> None:
     """Top-k items for known users, for a file of new users (one batched pass), or for one ad-hoc user."""
-    setup_logging(quiet)
+    setup(quiet, threads)
     if sum(x is not None and x != [] for x in (user, ratings, rate)) != 1:
         fail("give exactly one of --user, --ratings or --rate", code=2)
     try:
@@ -139,10 +148,10 @@ def predict(
     ratings: Annotated[Path, typer.Option("--ratings", help="Support ratings: each user is adapted on its rows.")
                        ] = ...,
     pairs: Annotated[Path, typer.Option("--pairs", help="user_id, item_id pairs to score.")] = ...,
-    output: Output = None, fmt: Format = None, quiet: Quiet = False,
+    output: Output = None, fmt: Format = None, threads: Threads = None, quiet: Quiet = False,
 ) -> None:
     """Predictions for (user, item) pairs, each user adapted on its support ratings."""
-    setup_logging(quiet)
+    setup(quiet, threads)
     try:
         rec = ColdStartRecommender.load(model)
         preds = rec.predict(load_ratings(ratings), _read_pairs(pairs))
@@ -166,14 +175,17 @@ def evaluate(
     item_split: Annotated[Optional[str], typer.Option(help="COLUMN:CUTOFF, e.g. year:1997: MeLU's four scenarios, "
                                                       "items whose COLUMN >= CUTOFF being the new items.")] = None,
     objective: Objective = None, epochs: Epochs = None, device: Device = None, seed: Seed = None,
+    learners: Annotated[Optional[str], typer.Option(help="Several learners, comma-separated (e.g. maml,reptile): "
+                                                    "each is fitted and scored; the first is `coldstart` in the "
+                                                    "paired table.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Several seeds, comma-separated: the whole protocol runs once "
                                                  "per seed and the table shows mean ± sd.")] = None,
     config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
-    time_col: TimeCol = "timestamp", quiet: Quiet = False,
+    time_col: TimeCol = "timestamp", threads: Threads = None, quiet: Quiet = False,
 ) -> None:
     """The cold-start protocol: coldstart and the baselines on the same split, one report."""
-    setup_logging(quiet)
+    setup(quiet, threads or 1)
     try:
         if seeds is not None and seed is not None:
             raise ValueError("--seed and --seeds: give one of them")
@@ -183,8 +195,12 @@ def evaluate(
                             threshold=threshold, seed=cfg.seed, item_split=_item_split(item_split))
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
                                item_col=item_col, rating_col=rating_col, time_col=time_col)
+        learner_list = _name_list(learners, "--learners") if learners else None
+        if learner_list:
+            cfg = cfg.replace(learner=learner_list[0])
         with _progress(quiet) as on_step:
-            report = run_seeds(dataset, cfg, protocol, seed_list, lambda c: default_systems(c, on_step),
+            report = run_seeds(dataset, cfg, protocol, seed_list,
+                               lambda c: default_systems(c, on_step, learners=learner_list),
                                on_progress=lambda m: _note(quiet, m))
         files = write_report(report, output)
     except BAD_INPUT as exc:
@@ -237,6 +253,13 @@ def _int_list(text: str, option: str, low: int | None = None) -> tuple[int, ...]
     return values
 
 
+def _name_list(text: str, option: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names or len(set(names)) < len(names):
+        raise ValueError(f"{option}: expected distinct comma-separated names such as maml,reptile, found {text!r}")
+    return names
+
+
 def _item_split(text: str | None) -> tuple[str, float] | None:
     if text is None:
         return None
@@ -251,10 +274,16 @@ def _item_split(text: str | None) -> tuple[str, float] | None:
 
 
 def _bundled() -> Path:
-    if not (BUNDLED / "ratings.csv").exists():
-        raise FileNotFoundError(f"the bundled data is not at {BUNDLED}: run from a checkout installed with "
-                                "`pip install -e .`, or give a RATINGS file")
-    return BUNDLED
+    """MovieLens latest-small: the wheel ships it as coldstart/_data (pyproject.toml maps the repo's data/
+    there); an editable install or a bare checkout has no coldstart/_data and reads data/ itself (BUNDLED)."""
+    from importlib.resources import files
+
+    candidates = (Path(str(files("coldstart") / "_data" / "ml-latest-small")), BUNDLED)
+    for folder in candidates:
+        if (folder / "ratings.csv").is_file():
+            return folder
+    raise FileNotFoundError(f"the bundled data is in neither {candidates[0]} nor {candidates[1]}: reinstall "
+                            "coldstart-rec, or give a RATINGS file")
 
 
 def _note(quiet: bool, message: str) -> None:

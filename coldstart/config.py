@@ -41,11 +41,11 @@ class Config:
     user_bias_scale: bool | None = None  # each user's own scale of the item bias: score = ... + exp(s_u) bias(i),
     #                                      s_u from 0, adapted in the inner loop (how closely the user follows
     #                                      popularity). None: yes for "implicit", no for "rating" (no gain in MAE)
+    learner: str = "maml"  # how users are adapted and the initialisation learns (learners.py): "maml" (second
+    #                        order), "fomaml", "metasgd" (learned step sizes), "proximal", "reptile", "encoder"
     inner_steps: int = 2  # SGD steps on the support set
     inner_lr: float | None = None  # SGD step size of the inner loop; None: INNER_LR of the objective (0.1 / 0.03)
-    learn_inner_lr: bool = False  # Meta-SGD-style: meta-learn one step size per adapted tensor (starts at inner_lr)
-    inner_reduction: str = "mean"  # support loss per user: "mean", or "sum" (steps grow with the support size)
-    first_order: bool = False  # FOMAML: treat the inner gradients as constants in the meta-gradient
+    proximal_l2: float = 1.0  # learner "proximal": weight of ||phi - theta||^2 / 2 in the inner objective
     # --- outer loop (meta-training) --------------------------------------------------------------------------
     meta_lr: float = 1e-3  # Adam step size of the outer loop
     weight_decay: float = 1e-4  # Adam weight decay (L2) of the outer loop
@@ -67,27 +67,33 @@ class Config:
     # --- run ------------------------------------------------------------------------------------------------
     seed: int = 0
     device: str = "auto"
-    eval_batch_size: int = 256  # users scored at once by recommend / predict
+    eval_batch_size: int = 64  # users adapted and scored at once by recommend / predict (64 ran fastest on CPU;
+    #                            a GPU takes more)
 
     def __post_init__(self) -> None:
         _check_choice("objective", self.objective, OBJECTIVES)
         _check_choice("adapt", self.adapt, ADAPT_MODES)
         _check_choice("device", self.device, DEVICES)
         _check_choice("task_split", self.task_split, TASK_SPLITS)
-        _check_choice("inner_reduction", self.inner_reduction, ("mean", "sum"))
+        from .learners import LEARNERS  # the registry lives with the classes (learners.py imports this module)
+        _check_choice("learner", self.learner, tuple(LEARNERS))
         for name in ("embedding_dim", "meta_batch_size", "epochs", "support_min", "support_max",
                      "query_size", "n_negatives", "eval_batch_size"):
             _check_range(name, getattr(self, name), low=1)
         _check_range("inner_steps", self.inner_steps, low=0)
         _check_range("seed", self.seed, low=0)
         _check_range("weight_decay", self.weight_decay, low=0.0)
+        _check_range("proximal_l2", self.proximal_l2, low=0.0)
         if self.inner_lr is not None:
             _check_range("inner_lr", self.inner_lr, low=0.0)
         if not self.meta_lr > 0:
             raise ConfigError(f"config field 'meta_lr': expected a number > 0, found {self.meta_lr!r}")
-        if self.learn_inner_lr and not self.step_size() > 0:
-            raise ConfigError(f"config field 'inner_lr': expected a number > 0 with learn_inner_lr, "
-                              f"found {self.inner_lr!r}")
+        if self.learner == "metasgd" and not self.step_size() > 0:
+            raise ConfigError(f"config field 'inner_lr': expected a number > 0 with learner 'metasgd' (its step "
+                              f"sizes are learned in log space), found {self.inner_lr!r}")
+        if self.learner == "encoder" and not self.pool_support:
+            raise ConfigError("config field 'pool_support': expected true with learner 'encoder' (it encodes the "
+                              "support set in place of the pooling), found false")
         if not (isinstance(self.validation_fraction, (int, float)) and 0 <= self.validation_fraction <= 0.5):
             raise ConfigError(f"config field 'validation_fraction': expected a number in [0, 0.5], "
                               f"found {self.validation_fraction!r}")

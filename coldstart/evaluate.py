@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .baselines import ALSFoldIn, ItemMeanOffset, Popularity
+from .baselines import ALSFoldIn, EASEFoldIn, FeaturePopularity, ItemMeanOffset, Popularity
 from .compare import COLUMNS as PAIRED_COLUMNS, format_paired, paired_differences
 from .config import Config
 from .data import Dataset
 from .ids import IdMap
 from .metrics import (catalog_coverage, mae, random_within_query_ndcg, ranking_metrics, rmse,
                       within_query_ndcg)
-from .persist import atomic_file
+from .files import atomic_file
 from .recommender import ColdStartRecommender
 
 log = logging.getLogger(__name__)
@@ -171,12 +171,21 @@ def item_split_scenarios(ratings: pd.DataFrame, items: pd.DataFrame | None, colu
 
 
 # --- systems ---------------------------------------------------------------------------------------------------
-def default_systems(config: Config, on_step: Callable | None = None) -> list[System]:
-    """coldstart, then the baselines: popularity (of all ratings, and of liked ratings on rated data), item mean +
-    user offset, ALS fold-in, the same network trained without meta-learning (no adaptation), and that network
-    fine-tuned on each support set."""
+def default_systems(config: Config, on_step: Callable | None = None, learners: list[str] | None = None
+                    ) -> list[System]:
+    """coldstart, then the baselines: popularity (of all ratings, of liked ratings on rated data, and among users
+    with the same features when there are user features), item mean + user offset, ALS fold-in, EASE fold-in (its
+    l2 tuned on users carved from the training users), the same network trained without meta-learning (no
+    adaptation), and that network fine-tuned on each support set.
+
+    With `learners`, coldstart is fitted once per learner: the first is "coldstart", the others
+    "coldstart:NAME"."""
+    names = learners or [config.learner]
+
     def meta(train: Dataset) -> dict:
-        return {"coldstart": ColdStartRecommender(config).fit(train, on_step=on_step)}
+        return {("coldstart" if j == 0 else f"coldstart:{name}"):
+                ColdStartRecommender(config.replace(learner=name)).fit(train, on_step=on_step)
+                for j, name in enumerate(names)}
 
     def network(train: Dataset) -> dict:
         plain = ColdStartRecommender(config.replace(inner_steps=0)).fit(train, on_step=on_step)
@@ -184,21 +193,27 @@ def default_systems(config: Config, on_step: Callable | None = None) -> list[Sys
 
     def simple(train: Dataset) -> dict:
         liked = [] if train.implicit else [Popularity(min_rating=LIKED)]
-        return {m.name: m.fit(train) for m in (Popularity(), *liked, ItemMeanOffset(), ALSFoldIn(seed=config.seed))}
+        by_features = [FeaturePopularity(min_rating=None if train.implicit else LIKED)] if train.users is not None \
+            else []
+        models = {m.name: m.fit(train) for m in (Popularity(), *liked, *by_features, ItemMeanOffset(),
+                                                  ALSFoldIn(seed=config.seed))}
+        return {**models, "ease": EASEFoldIn.tuned(train, seed=config.seed)}  # l2 chosen on training users only
 
     return [meta, simple, network]
 
 
 # --- metrics ---------------------------------------------------------------------------------------------------
-def score_task(model, task: Task, catalogue: IdMap, protocol: Protocol) -> tuple[dict, pd.DataFrame]:
-    """Every metric of one fitted model on one task: (means over users, one row per user).
+def score_task(model, task: Task, catalogue: IdMap, protocol: Protocol, user_features: pd.DataFrame | None = None
+               ) -> tuple[dict, pd.DataFrame]:
+    """Every metric of one fitted model on one task: (means over users, one row per user). `user_features` holds
+    the new users' features (a new user gives them when signing up).
 
     The per-user table holds the ranking metrics (NaN for a user without relevant items) and, for a model that
     predicts ratings, `ae_sum` / `n_rated` (summed absolute error over the user's query ratings, and their count).
     """
     k = protocol.k
     users = pd.Index(task.query["user_id"].unique())
-    recs = model.recommend(task.support, k=k, exclude_seen=True)
+    recs = model.recommend(task.support, k=k, exclude_seen=True, users=user_features)
     topk = np.full((len(users), k), -1, dtype=np.int64)
     topk[users.get_indexer(recs["user_id"]), recs["rank"].to_numpy() - 1] = catalogue.index(recs["item_id"])
     query = task.query
@@ -211,7 +226,7 @@ def score_task(model, task: Task, catalogue: IdMap, protocol: Protocol) -> tuple
            "users": len(users), "users_with_relevant": int(np.isfinite(ranking["ndcg"]).sum())}
     per_user = pd.DataFrame({"user_id": users, f"ndcg@{k}": ranking["ndcg"], f"recall@{k}": ranking["recall"],
                              f"hit@{k}": ranking["hit_rate"]})
-    preds = model.predict(task.support, query[["user_id", "item_id"]])["prediction"].to_numpy()
+    preds = model.predict(task.support, query[["user_id", "item_id"]], users=user_features)["prediction"].to_numpy()
     ratings = query["rating"].to_numpy()
     if model.rating_predictor:
         ok = np.isfinite(preds)
@@ -266,7 +281,7 @@ def run_evaluation(data: Dataset, config: Config, protocol: Protocol, systems: l
             say(f"scoring {name}")
             start = time.perf_counter()
             for task in tasks:
-                row, users = score_task(model, task, catalogue, protocol)
+                row, users = score_task(model, task, catalogue, protocol, data.users)
                 rows.append({"system": name, "task": task.name, "shots": task.shots, "seed": config.seed, **row})
                 per_user.append(users.assign(system=name, task=task.name, seed=config.seed))
             timings[name] = {"fit_s": round(fit_seconds, 2), "score_s": round(time.perf_counter() - start, 2)}

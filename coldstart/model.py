@@ -1,7 +1,7 @@
 """The network: item/user embeddings (global) and an MLP decision head (adapted per user).
 
 Dimension letters: I items in the catalogue, B users, N items scored per user, S support slots, H hidden width,
-Di item-vector width, Du user-vector width, D embedding width.
+Di item-vector width, Du user-vector width, D embedding width, H width of the first hidden layer.
 
 The head is written as a pure function of a dict of per-user parameters (leading dimension B), so that the inner
 loop can adapt B users at once with batched matmuls and differentiate through the steps (see adapt.py).
@@ -16,6 +16,7 @@ from torch import nn
 
 from .config import Config
 from .features import PAD, EncodedFeatures, FeatureEncoder
+from .tasks import ItemSet
 
 Params = dict[str, torch.Tensor]
 
@@ -47,11 +48,16 @@ class FeatureEmbedding(nn.Module):
 
 
 class ColdStartNet(nn.Module):
-    """MeLU-style network. score(u, i) = head_u([item_vec(i), user_vec(u)]) + exp(s_u) item_bias(i)
+    """MeLU-style network. score(u, i) = mlp_u(W_item item_vec(i) + W_user,u user_vec(u) + b_u) + exp(s_u) bias(i)
     (+ global mean + offset(u) with objective "rating", where offset(u) is the user's shrunk mean residual over its
-    support ratings, as in the item-mean-with-offset baseline; its pseudo-count is meta-learned). s_u, the log of
-    the user's scale of the item bias, is 0 before adaptation; the scale stays positive, so no number of steps
-    turns a user's popularity prior upside down."""
+    support ratings, as in the item-mean-with-offset baseline; its pseudo-count is meta-learned).
+
+    The first layer is split into an item side W_item, shared by every user (so the catalogue's projection is
+    computed once and reused by all users: scoring costs B x I x H x H2, not B x I x (Di + Du) x H), and a user side
+    W_user with the bias b, adapted per user with the later layers. s_u, the log of the user's scale of the item
+    bias, is 0 before adaptation; the scale stays positive, so no number of steps turns a user's popularity prior
+    upside down.
+    """
 
     def __init__(self, n_items: int, item_encoder: FeatureEncoder, user_encoder: FeatureEncoder,
                  item_feats: EncodedFeatures, config: Config, global_mean: float = 0.0,
@@ -74,29 +80,32 @@ class ColdStartNet(nn.Module):
         self.user_dim = self.user_features.out_dim + (2 * self.item_dim if config.pool_support else 0)
         if self.item_dim == 0:
             raise ValueError("the model needs item ids or item features (config use_item_ids=False and no features)")
-        widths = [self.item_dim + self.user_dim, *config.hidden, 1]
-        self.head = nn.ParameterDict()
-        for j, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        widths = [config.hidden[0], *config.hidden[1:], 1]
+        self.item_weight = nn.Parameter(torch.empty(widths[0], self.item_dim))  # (H, Di): shared by all users
+        self.head = nn.ParameterDict({"w0": nn.Parameter(torch.empty(widths[0], self.user_dim)),  # (H, Du)
+                                      "b0": nn.Parameter(torch.zeros(widths[0]))})
+        for j, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
             self.head[f"w{j}"] = nn.Parameter(torch.empty(fan_out, fan_in))
             self.head[f"b{j}"] = nn.Parameter(torch.zeros(fan_out))
-        self.n_layers = len(widths) - 1
+        self.n_layers = len(widths)
         if config.objective == "rating":  # pseudo-count of the closed-form user offset, learned in log space
             self.log_user_shrinkage = nn.Parameter(torch.tensor(math.log(USER_SHRINKAGE)))
-        if config.learn_inner_lr:  # Meta-SGD-style: one meta-learned step size per adapted tensor
-            self.inner_log_lr = nn.ParameterDict(
-                {name: nn.Parameter(torch.tensor(math.log(config.step_size()))) for name in self.local_names()})
 
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """Seeded initialisation (no global RNG): N(0, 0.1) embeddings, Kaiming-uniform head, zero biases."""
+        """Seeded initialisation (no global RNG): N(0, 0.1) embeddings, Kaiming-uniform layers, zero biases."""
         with torch.no_grad():
             for name, p in self.named_parameters():
-                if name.startswith("head.w"):
-                    bound = math.sqrt(6.0 / p.shape[1])
+                if name.startswith("head.w") or name == "item_weight":
+                    fan_in = self.item_dim + self.user_dim if name in ("head.w0", "item_weight") else p.shape[1]
+                    bound = math.sqrt(6.0 / fan_in)
                     p.copy_(torch.rand(p.shape, generator=generator) * 2 * bound - bound)
                 elif name.startswith("head.b") or name == "item_bias" or name.endswith(".bias"):
                     p.zero_()
                 elif name.startswith("inner_log_lr."):
                     p.fill_(math.log(self.config.step_size()))
+                elif name.startswith("set_encoder.") and name.endswith(".weight"):
+                    bound = math.sqrt(6.0 / p.shape[1])
+                    p.copy_(torch.rand(p.shape, generator=generator) * 2 * bound - bound)
                 elif name == "log_user_shrinkage":
                     p.fill_(math.log(USER_SHRINKAGE))
                 else:
@@ -122,72 +131,70 @@ class ColdStartNet(nn.Module):
             parts.insert(0, self.item_ids.weight)
         return torch.cat(parts, dim=1)
 
-    def user_vectors(self, user_feats: EncodedFeatures, item_vecs: torch.Tensor, support_items: torch.Tensor,
-                     support_ratings: torch.Tensor, support_mask: torch.Tensor) -> torch.Tensor:
+    def item_projection(self, item_vecs: torch.Tensor) -> torch.Tensor:
+        """(I, H) the item side of the first layer, for every item: computed once, shared by every user."""
+        return item_vecs @ self.item_weight.T
+
+    def user_vectors(self, user_feats: EncodedFeatures, item_vecs: torch.Tensor, support: ItemSet) -> torch.Tensor:
         """(B, Du) user features, plus (with pool_support) the mean vector of the support items and their mean
         weighted by the centred rating."""
         parts = [self.user_features(user_feats)]  # (B, Du_f)
         if self.config.pool_support:
-            mask = support_mask.float()  # (B, S)
+            mask = support.mask.float()  # (B, S)
             count = mask.sum(1, keepdim=True).clamp(min=1.0)  # (B, 1)
-            vecs = item_vecs[support_items] * mask.unsqueeze(-1)  # (B, S, Di)
-            centred = (support_ratings - self.rating_center) / self.rating_spread * mask  # (B, S)
+            vecs = item_vecs[support.items] * mask.unsqueeze(-1)  # (B, S, Di)
+            centred = (support.ratings - self.rating_center) / self.rating_spread * mask  # (B, S)
             parts.append(vecs.sum(1) / count)  # (B, Di)
             parts.append((vecs * centred.unsqueeze(-1)).sum(1) / count)  # (B, Di)
         return torch.cat(parts, dim=1)
 
     # --- local part (adapted per user) -----------------------------------------------------------------------
     def local_names(self) -> list[str]:
-        """Names of the parameters the inner loop adapts."""
+        """Names of the parameters the inner loop adapts (never an empty tensor: no user vector, nothing of it)."""
         head = [f"{p}{j}" for j in range(self.n_layers) for p in ("w", "b")]
         if self.config.adapt == "last":
             head = head[-2:]
         elif self.config.adapt == "user":
             head = []
         user = ["user"] if self.config.adapt in ("head+user", "user") else []
-        return head + user + (["log_bias_scale"] if self.config.uses_bias_scale() else [])
+        names = head + user + (["log_bias_scale"] if self.config.uses_bias_scale() else [])
+        return [n for n in names if not (self.user_dim == 0 and n in ("w0", "user"))]
 
-    def inner_lr(self) -> float | dict[str, torch.Tensor]:
-        """The inner loop's step size: the configured number, or one learned scalar per adapted tensor."""
-        if not self.config.learn_inner_lr:
-            return self.config.step_size()
-        return {name: log_lr.exp() for name, log_lr in self.inner_log_lr.items()}
-
-    def user_offsets(self, support_items: torch.Tensor, support_ratings: torch.Tensor,
-                     support_mask: torch.Tensor) -> torch.Tensor:
+    def user_offsets(self, support: ItemSet) -> torch.Tensor:
         """(B,) with objective "rating": each user's support residuals r - global mean - item bias, summed and
         divided by (count + learned pseudo-count); zeros otherwise (an offset does not change a ranking)."""
         if self.config.objective != "rating":
-            return support_ratings.new_zeros(support_ratings.shape[0])
-        mask = support_mask.float()  # (B, S)
-        residual = (support_ratings - self.global_mean - self.item_bias[support_items]) * mask  # (B, S)
+            return support.ratings.new_zeros(support.ratings.shape[0])
+        mask = support.mask.float()  # (B, S)
+        residual = (support.ratings - self.global_mean - self.item_bias[support.items]) * mask  # (B, S)
         return residual.sum(1) / (mask.sum(1) + self.log_user_shrinkage.exp())
 
-    def user_params(self, user_feats: EncodedFeatures, item_vecs: torch.Tensor, support_items: torch.Tensor,
-                    support_ratings: torch.Tensor, support_mask: torch.Tensor) -> Params:
+    def user_params(self, user_feats: EncodedFeatures, item_vecs: torch.Tensor, support: ItemSet) -> Params:
         """Each user's starting point for the inner loop (leading dimension B), still connected to the
         initialisation: copies of the head, the user vector (B, Du), the score offset (B,) and the log scale of
         the item bias (B,), which starts at 0 for every user (a leaf, adapted when config.uses_bias_scale())."""
-        user_vecs = self.user_vectors(user_feats, item_vecs, support_items, support_ratings, support_mask)
+        user_vecs = self.user_vectors(user_feats, item_vecs, support)
         b = user_vecs.shape[0]
         params = {name: p.unsqueeze(0).expand(b, *p.shape) for name, p in self.head.items()}  # (B, ...)
         params["user"] = user_vecs  # (B, Du)
-        params["offset"] = self.user_offsets(support_items, support_ratings, support_mask)  # (B,)
+        params["offset"] = self.user_offsets(support)  # (B,)
         params["log_bias_scale"] = user_vecs.new_zeros(b).requires_grad_(self.config.uses_bias_scale())  # (B,)
         return params
 
-    def scores(self, params: Params, item_vecs: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+    def scores(self, params: Params, proj: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         """(B, N) scores for each user of its own `items` (B, N), of items shared by all users (N,), or of the whole
-        catalogue when `items` is None (N = I)."""
-        w0 = params["w0"]  # (B, H, Di + Du)
-        w_item, w_user = w0[:, :, : self.item_dim], w0[:, :, self.item_dim:]
-        x = item_vecs if items is None else item_vecs[items]  # (I, Di), (N, Di) or (B, N, Di)
-        h = torch.matmul(x, w_item.transpose(1, 2))  # (B, N, H)
-        h = h + torch.bmm(params["user"].unsqueeze(1), w_user.transpose(1, 2))  # + (B, 1, H)
-        h = h + params["b0"].unsqueeze(1)
-        for j in range(1, self.n_layers):
-            h = torch.baddbmm(params[f"b{j}"].unsqueeze(1), F.relu(h), params[f"w{j}"].transpose(1, 2))
-        out = h.squeeze(-1)  # (B, N)
+        catalogue when `items` is None (N = I). `proj` is `item_projection`'s (I, H)."""
+        x = proj if items is None else proj[items]  # (I, H), (N, H) or (B, N, H)
         bias = self.item_bias if items is None else self.item_bias[items]  # (I,), (N,) or (B, N)
-        bias = bias * params["log_bias_scale"].exp().unsqueeze(1)  # (B, N) or (B, I): the user's own scale
+        return self.scores_of(params, x, bias)
+
+    def scores_of(self, params: Params, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """(B, N) scores of items given by their projections `x` ((N, H) shared, or (B, N, H)) and biases."""
+        user = torch.bmm(params["user"].unsqueeze(1), params["w0"].transpose(1, 2))  # (B, 1, H)
+        h = x + (user + params["b0"].unsqueeze(1))  # (B, N, H)
+        for j in range(1, self.n_layers):  # (in place when nothing needs the pre-activation: scoring)
+            h = F.relu(h, inplace=not torch.is_grad_enabled())
+            h = torch.baddbmm(params[f"b{j}"].unsqueeze(1), h, params[f"w{j}"].transpose(1, 2))
+        out = h.squeeze(-1)  # (B, N)
+        bias = bias * params["log_bias_scale"].exp().unsqueeze(1)  # (B, N): the user's own scale
         return out + bias + self.global_mean + params["offset"].unsqueeze(1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,37 +15,32 @@ import pandas as pd
 import torch
 
 from . import persist
-from .adapt import adapt_detached, objective_loss
 from .config import Config
 from .data import Dataset
-from .ids import IdMap
 from .features import EncodedFeatures, FeatureEncoder, features_to, select_rows
-from .meta import StepReport, meta_train, own_items, sample_negatives
-from .model import ColdStartNet
-from .tasks import TaskBatch, UserLog, support_batch, user_rows
+from .fitted import FittedState, build_net, resolve_device
+from .frames import check_frame, parse_support
+from .ids import IdMap
+from .learners import make_learner
+from .model import Params
+from .objectives import make_objective, user_negatives
+from .scoring import top_k
+from .tasks import TaskBatch, UserLog, pad_segments, segment_positions, support_batch, user_rows
+from .train import StepReport, meta_train
 
 log = logging.getLogger(__name__)
 
-PRIOR_SHRINKAGE = 10.0  # pseudo-ratings that pull a rarely rated item's starting offset towards the global mean
+ITEM_CHUNK_CELLS = 1 << 15  # users x items scored at once by top-k: small enough to stay in cache (fastest on CPU)
 
 
 class NotFittedError(RuntimeError):
     """The recommender was used before `fit` or `load`."""
 
 
-def resolve_device(device: str) -> torch.device:
-    """`auto` picks CUDA when present; `cuda` without CUDA is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device (use --device auto or cpu)")
-    return torch.device(device)
-
-
 class ColdStartRecommender:
     """Meta-learns an initialisation across known users; adapts it to each new user's support ratings.
 
-    Learned state (after `fit` or `load`) ends in an underscore; `recommend` and `predict` never change it.
+    Learned state (after `fit` or `load`) is `state_`, a FittedState; `recommend` and `predict` never change it.
     """
 
     name = "coldstart"
@@ -59,12 +55,13 @@ class ColdStartRecommender:
         return self.config.objective == "rating"
 
     def with_adaptation(self, inner_steps: int, inner_lr: float | None = None) -> ColdStartRecommender:
-        """A view of this fitted model that adapts new users with other inner-loop settings (shares the weights;
-        e.g. plain fine-tuning of a network trained without meta-learning)."""
-        self._check_fitted()
+        """A view of this fitted model that adapts new users with plain SGD of other settings (shares the weights;
+        e.g. fine-tuning a network trained without meta-learning)."""
+        state = self._fitted()
+        config = state.config.replace(inner_steps=inner_steps, inner_lr=inner_lr or state.config.step_size(),
+                                      learner="maml" if state.config.learner == "metasgd" else state.config.learner)
         view = copy.copy(self)
-        view.config = self.config.replace(inner_steps=inner_steps, learn_inner_lr=False,
-                                          inner_lr=self.config.step_size() if inner_lr is None else inner_lr)
+        view.config, view.state_ = config, replace(state, config=config)
         return view
 
     # --- fitting ---------------------------------------------------------------------------------------------
@@ -83,67 +80,16 @@ class ColdStartRecommender:
             items = ratings.items if items is None else items
             users = ratings.users if users is None else users
             ratings = ratings.ratings
-        ratings = _check_frame(ratings, "ratings")
-        self._initialise(ratings, items, users)
-        self.summary_ = meta_train(self.net_, self.log_, features_to(self.user_feats_, self.device_), self.config,
-                                   np.random.default_rng(self.config.seed), self.device_, on_step,
-                                   self._validation_users(ratings))
-        self.summary_.update(n_ratings=len(ratings), n_users=len(self.users_), n_items=len(self.items_),
-                             device=str(self.device_))
+        ratings = check_frame(ratings, "ratings")
+        state = initial_state(self.config, ratings, items, users)
+        device = state.net.item_bias.device
+        summary = meta_train(state.net, state.learner, state.objective, state.log,
+                             features_to(state.user_feats, device), np.random.default_rng(self.config.seed), device,
+                             on_step, validation_users(state, ratings))
+        state.summary = {**summary.to_dict(), "n_ratings": len(ratings), "n_users": len(state.users),
+                         "n_items": len(state.items), "device": str(device)}
+        self.state_ = state
         return self
-
-    def _initialise(self, ratings: pd.DataFrame, items: pd.DataFrame | None, users: pd.DataFrame | None) -> None:
-        """Everything `fit` learns before meta-training: vocabularies, encoders, the log, the initial network."""
-        cfg = self.config
-        self.device_ = resolve_device(cfg.device)
-        catalogue = ratings["item_id"] if items is None else pd.concat([ratings["item_id"], items["item_id"].astype(str)])
-        self.items_ = IdMap.from_values(catalogue)
-        self.users_ = IdMap.from_values(ratings["user_id"])
-        self.item_encoder_ = FeatureEncoder.fit(items, "item_id")
-        self.user_encoder_ = FeatureEncoder.fit(users, "user_id")
-        self.item_labels_ = self.item_encoder_.labels(items, self.items_.to_list())
-        self.user_feats_ = self.user_encoder_.transform(users, self.users_.to_list())
-        times = ratings["timestamp"].to_numpy(np.float64) if "timestamp" in ratings else None
-        r = ratings["rating"].to_numpy(np.float32)
-        self.log_ = UserLog.from_arrays(self.users_.index(ratings["user_id"]), self.items_.index(ratings["item_id"]),
-                                        r, len(self.users_), times)
-        self.rating_stats_ = {"min": float(r.min()), "max": float(r.max()), "mean": float(r.mean()),
-                              "std": float(r.std()) if r.std() > 0 else 1.0}
-        self.net_ = self._build_net(self.item_encoder_.transform(items, self.items_.to_list()))
-        self.net_.reset_parameters(torch.Generator().manual_seed(cfg.seed))
-        if cfg.init_from_prior:
-            self.net_.start_from_prior(torch.as_tensor(self._prior_bias(), dtype=torch.float32))
-        self.net_.to(self.device_)
-        self.summary_ = {}
-
-    def _validation_users(self, ratings: pd.DataFrame) -> np.ndarray:
-        """(V,) user indices held out of meta-training: the newest `validation_fraction` of the users with 2 or more
-        interactions, by first timestamp (a seeded random draw without timestamps)."""
-        eligible = np.flatnonzero(self.log_.lengths() >= 2)
-        n = int(round(self.config.validation_fraction * len(eligible)))
-        if "timestamp" in ratings:
-            first = ratings.groupby("user_id")["timestamp"].min().reindex(self.users_.to_list()).to_numpy()
-            order = eligible[np.argsort(-first[eligible], kind="stable")]
-        else:
-            order = np.random.default_rng(self.config.seed).permutation(eligible)
-        return np.sort(order[:n])
-
-    def _prior_bias(self) -> np.ndarray:
-        """(I,) per-item starting bias: centred log(1 + count) ("implicit"), or the item's mean rating offset
-        shrunk towards 0 by PRIOR_SHRINKAGE pseudo-ratings ("rating")."""
-        items, ratings = self.log_.items, self.log_.ratings
-        counts = np.bincount(items, minlength=len(self.items_)).astype(np.float64)
-        if self.config.objective == "rating":
-            sums = np.bincount(items, weights=ratings - self.rating_stats_["mean"], minlength=len(self.items_))
-            return sums / (counts + PRIOR_SHRINKAGE)
-        log_pop = np.log1p(counts)
-        return log_pop - log_pop.mean()
-
-    def _build_net(self, item_feats: EncodedFeatures) -> ColdStartNet:
-        stats = self.rating_stats_
-        offset = stats["mean"] if self.config.objective == "rating" else 0.0
-        return ColdStartNet(len(self.items_), self.item_encoder_, self.user_encoder_, item_feats, self.config,
-                            global_mean=offset, rating_center=stats["mean"], rating_spread=stats["std"])
 
     # --- recommending ----------------------------------------------------------------------------------------
     def recommend(self, support: pd.DataFrame, k: int = 10, exclude_seen: bool = True,
@@ -153,20 +99,20 @@ class ColdStartRecommender:
         Each user is treated as new: adapted on its rows of `support`, with features from `users` when given.
         Returns columns `user_id, rank, item_id, score`, users in order of first appearance.
         """
-        user_ids, batch = self._support_batch(support)
+        user_ids, batch = parse_support(support, self._fitted().items)
         return self._top_k(user_ids, batch, self._new_user_feats(users, user_ids), k, exclude_seen)
 
     def recommend_known(self, user_ids: list[str], k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
         """Top-k items for users seen in training, each adapted on its whole logged history."""
-        self._check_fitted()
-        idx = self.users_.index(pd.Series(user_ids, dtype=object))
+        state = self._fitted()
+        idx = state.users.index(pd.Series(user_ids, dtype=object))
         if (idx < 0).any():
             missing = [u for u, i in zip(user_ids, idx) if i < 0][:5]
             raise KeyError(f"unknown user id(s) {', '.join(map(repr, missing))}: not in the training data")
-        seg, _, rows = user_rows(self.log_, idx)
-        batch = support_batch(self.log_.items[rows], self.log_.ratings[rows], seg, len(idx), users=idx)
-        feats = select_rows(self.user_feats_, torch.as_tensor(idx))
-        return self._top_k(list(user_ids), batch, feats, k, exclude_seen)
+        seg, _, rows = user_rows(state.log, idx)
+        batch = support_batch(state.log.items[rows], state.log.ratings[rows], seg, len(idx), users=idx)
+        return self._top_k(list(user_ids), batch, select_rows(state.user_feats, torch.as_tensor(idx)), k,
+                           exclude_seen)
 
     def predict(self, support: pd.DataFrame, pairs: pd.DataFrame, users: pd.DataFrame | None = None
                 ) -> pd.DataFrame:
@@ -175,21 +121,22 @@ class ColdStartRecommender:
         With objective "rating" the prediction is a rating clipped to the training scale; with "implicit" it is the
         ranking score. Users absent from `support` get the unadapted initialisation; unknown items get NaN.
         """
-        pairs = _check_frame(pairs, "pairs", need_rating=False)
-        support = _check_frame(support, "support")
-        extra = pairs.loc[~pairs["user_id"].isin(support["user_id"]), ["user_id"]].drop_duplicates()
-        user_ids, batch = self._support_batch(support, extra_users=extra["user_id"].tolist())
-        feats = self._new_user_feats(users, user_ids)
-        row_of = IdMap(user_ids)
+        state = self._fitted()
+        pairs = check_frame(pairs, "pairs", need_rating=False)
+        extra = pairs["user_id"][~pairs["user_id"].isin(check_frame(support, "support")["user_id"])].unique()
+        user_ids, batch = parse_support(support, state.items, extra_users=list(extra))
+        p_user, p_item = IdMap(user_ids).index(pairs["user_id"]), state.items.index(pairs["item_id"])  # (P,)
         out = np.full(len(pairs), np.nan)
-        p_user = row_of.index(pairs["user_id"])
-        p_item = self.items_.index(pairs["item_id"])
-        for rows, scores in self._adapted_scores(batch, feats):
-            sel = np.flatnonzero(np.isin(p_user, rows) & (p_item >= 0))
-            local = p_user[sel] - rows[0]
-            out[sel] = scores[torch.as_tensor(local), torch.as_tensor(p_item[sel])].cpu().numpy()
-        if self.config.objective == "rating":
-            out = np.clip(out, self.rating_stats_["min"], self.rating_stats_["max"])
+        for rows, params, proj in self._adapted(user_ids, batch, self._new_user_feats(users, user_ids)):
+            sel = np.flatnonzero((p_user >= rows[0]) & (p_user <= rows[-1]) & (p_item >= 0))
+            sel = sel[np.argsort(p_user[sel], kind="stable")]  # the chunk's pairs, grouped by user
+            seg = p_user[sel] - rows[0]
+            (items,), mask = pad_segments(seg, segment_positions(np.bincount(seg, minlength=len(rows))),
+                                          [p_item[sel]], len(rows), [torch.int64])  # (b, P) each
+            with torch.no_grad():
+                out[sel] = state.net.scores(params, proj, items.to(proj.device))[mask.to(proj.device)].cpu().numpy()
+        if self.rating_predictor:
+            out = np.clip(out, state.rating_stats["min"], state.rating_stats["max"])
         if (p_item < 0).any():
             log.warning("%d pair(s) name items the model does not know: their prediction is NaN", (p_item < 0).sum())
         return pd.DataFrame({"user_id": pairs["user_id"].to_numpy(), "item_id": pairs["item_id"].to_numpy(),
@@ -197,112 +144,131 @@ class ColdStartRecommender:
 
     def item_label(self, item_ids: list[str]) -> list[str] | None:
         """Human-readable labels (e.g. titles) of items, when the training data had them."""
-        if self.item_labels_ is None:
+        state = self._fitted()
+        if state.item_labels is None:
             return None
-        idx = self.items_.index(pd.Series(item_ids, dtype=object))
-        return [self.item_labels_[i] if i >= 0 else "" for i in idx]
+        idx = state.items.index(pd.Series(item_ids, dtype=object))
+        return [state.item_labels[i] if i >= 0 else "" for i in idx]
 
     # --- internals -------------------------------------------------------------------------------------------
-    def _support_batch(self, support: pd.DataFrame, extra_users: list[str] | None = None
-                       ) -> tuple[list[str], TaskBatch]:
-        """Support rows -> one padded batch; unknown items are dropped with a warning that counts them."""
-        self._check_fitted()
-        support = _check_frame(support, "support")
-        user_ids = list(dict.fromkeys(support["user_id"].tolist() + (extra_users or [])))
-        seg = IdMap(user_ids).index(support["user_id"])
-        items = self.items_.index(support["item_id"])
-        known = items >= 0
-        if not known.all():
-            log.warning("dropped %d support row(s) whose item the model does not know", int((~known).sum()))
-        ratings = support["rating"].to_numpy(np.float32)
-        return user_ids, support_batch(items[known], ratings[known], seg[known], len(user_ids))
-
     def _new_user_feats(self, users: pd.DataFrame | None, user_ids: list[str]) -> EncodedFeatures:
+        encoder = self._fitted().user_encoder
         if users is None:
-            return self.user_encoder_.empty(len(user_ids))
-        users = users.assign(user_id=users["user_id"].astype(str))
-        return self.user_encoder_.transform(users, user_ids)
+            return encoder.empty(len(user_ids))
+        return encoder.transform(users.assign(user_id=users["user_id"].astype(str)), user_ids)
 
-    def _adapted_scores(self, batch: TaskBatch, feats: EncodedFeatures) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-        """Yields (user rows, (b, I) scores of the whole catalogue) chunk by chunk, each user adapted on its support."""
-        cfg, net = self.config, self.net_
-        negatives = sample_negatives(len(self.items_), cfg.n_negatives, np.random.default_rng(cfg.seed))
-        negatives = negatives.to(self.device_)
+    def _adapted(self, user_ids: list[str], batch: TaskBatch, feats: EncodedFeatures
+                 ) -> Iterator[tuple[np.ndarray, Params, torch.Tensor]]:
+        """Yields (user rows, their adapted parameters, the catalogue's (I, H) projection), eval_batch_size users
+        at a time, each user adapted on its own support against its own negatives."""
+        state, cfg = self._fitted(), self.state_.config
+        net, learner, device = state.net, state.learner, state.net.item_bias.device
         with torch.no_grad():
             item_vecs = net.item_vectors()  # (I, Di)
+            proj = net.item_projection(item_vecs)  # (I, H)
         for start in range(0, len(batch), cfg.eval_batch_size):
             rows = np.arange(start, min(start + cfg.eval_batch_size, len(batch)))
-            sub = _slice_batch(batch, rows).to(self.device_)
-            sub_feats = features_to(select_rows(feats, torch.as_tensor(rows)), self.device_)
+            support = _rows(batch, rows).support.to(device)
+            negatives = user_negatives([user_ids[r] for r in rows], len(state.items), cfg.n_negatives,
+                                       cfg.seed).to(device)
+            sub_feats = features_to(select_rows(feats, torch.as_tensor(rows)), device)
             with torch.no_grad():
-                start = net.user_params(sub_feats, item_vecs, sub.support_items, sub.support_ratings,
-                                        sub.support_mask)
-            loss = objective_loss(net, cfg, item_vecs, sub.support_items, sub.support_ratings,
-                                  sub.support_mask, negatives, own_items(sub), cfg.inner_reduction)
-            params = adapt_detached(start, net.local_names(), loss, cfg.inner_steps,
-                                    net.inner_lr() if cfg.learn_inner_lr else cfg.step_size())
-            with torch.no_grad():
-                yield rows, net.scores(params, item_vecs, None)  # (b, I)
+                begin = learner.start(net, sub_feats, item_vecs, support)
+            yield rows, learner.adapt(net, state.objective, proj, support, negatives, begin, training=False), proj
 
     def _top_k(self, user_ids: list[str], batch: TaskBatch, feats: EncodedFeatures, k: int,
                exclude_seen: bool) -> pd.DataFrame:
         if k < 1:
             raise ValueError(f"k must be a positive integer, found {k}")
-        k = min(k, len(self.items_))
+        state = self._fitted()
+        net, n_items = state.net, len(state.items)
         users, ranks, items, scores = [], [], [], []
-        for rows, s in self._adapted_scores(batch, feats):
-            if exclude_seen:
-                sup = batch.support_items[rows].to(s.device)  # (b, S)
-                mask = batch.support_mask[rows].to(s.device)
-                s = s.scatter(1, sup, torch.where(mask, float("-inf"), s.gather(1, sup)))
-            top_s, top_i = torch.topk(s, k, dim=1)  # (b, k)
-            keep = torch.isfinite(top_s).cpu().numpy()
-            users.append(np.repeat(rows, k)[keep.ravel()])
-            ranks.append(np.tile(np.arange(1, k + 1), len(rows))[keep.ravel()])
-            items.append(top_i.cpu().numpy().ravel()[keep.ravel()])
-            scores.append(top_s.cpu().numpy().ravel()[keep.ravel()])
+        for rows, params, proj in self._adapted(user_ids, batch, feats):
+            exclude = _rows(batch, rows).support.seen().to(proj.device) if exclude_seen else None
+            chunk = max(1, ITEM_CHUNK_CELLS // len(rows))
+            with torch.no_grad():
+                top_s, top_i = top_k(lambda a, b: net.scores_of(params, proj[a:b], net.item_bias[a:b]),
+                                     len(rows), n_items, k, exclude, chunk)  # (b, k)
+            keep = torch.isfinite(top_s).cpu().numpy().ravel()
+            width = top_s.shape[1]
+            users.append(np.repeat(rows, width)[keep])
+            ranks.append(np.tile(np.arange(1, width + 1), len(rows))[keep])
+            items.append(top_i.cpu().numpy().ravel()[keep])
+            scores.append(top_s.cpu().numpy().ravel()[keep])
         u, i = np.concatenate(users), np.concatenate(items)
         return pd.DataFrame({"user_id": np.asarray(user_ids, dtype=object)[u], "rank": np.concatenate(ranks),
-                             "item_id": self.items_.ids(i), "score": np.concatenate(scores).astype(np.float64)})
+                             "item_id": state.items.ids(i), "score": np.concatenate(scores).astype(np.float64)})
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "net_"):
+    def _fitted(self) -> FittedState:
+        if not hasattr(self, "state_"):
             raise NotFittedError("this ColdStartRecommender is not fitted yet: call fit() or load() first")
+        return self.state_
+
+    # --- the learned state, by its usual names ---------------------------------------------------------------
+    items_ = property(lambda self: self._fitted().items)
+    users_ = property(lambda self: self._fitted().users)
+    net_ = property(lambda self: self._fitted().net)
+    log_ = property(lambda self: self._fitted().log)
+    summary_ = property(lambda self: self._fitted().summary)
+    item_labels_ = property(lambda self: self._fitted().item_labels)
+    item_encoder_ = property(lambda self: self._fitted().item_encoder)
+    user_encoder_ = property(lambda self: self._fitted().user_encoder)
+    user_feats_ = property(lambda self: self._fitted().user_feats)
+    rating_stats_ = property(lambda self: self._fitted().rating_stats)
+    device_ = property(lambda self: self._fitted().net.item_bias.device)
 
     # --- persistence -----------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the model directory (weights.safetensors + model.json) atomically; returns its path."""
-        self._check_fitted()
-        return persist.save_model(self, Path(path))
+        return persist.save_model(self._fitted(), Path(path))
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> ColdStartRecommender:
         """Read a model directory written by `save` (never unpickles); `device` overrides the saved config's."""
-        return persist.load_model(cls, Path(path), device)
+        state = persist.load_model(Path(path), device)
+        rec = cls(state.config)
+        rec.state_ = state
+        return rec
 
 
-def _slice_batch(batch: TaskBatch, rows: np.ndarray) -> TaskBatch:
+def initial_state(config: Config, ratings: pd.DataFrame, items: pd.DataFrame | None,
+                  users: pd.DataFrame | None) -> FittedState:
+    """Everything `fit` learns before meta-training: vocabularies, encoders, the log, the initial network."""
+    catalogue = ratings["item_id"] if items is None else pd.concat([ratings["item_id"], items["item_id"].astype(str)])
+    item_ids, user_ids = IdMap.from_values(catalogue), IdMap.from_values(ratings["user_id"])
+    item_encoder, user_encoder = FeatureEncoder.fit(items, "item_id"), FeatureEncoder.fit(users, "user_id")
+    times = ratings["timestamp"].to_numpy(np.float64) if "timestamp" in ratings else None
+    r = ratings["rating"].to_numpy(np.float32)
+    log_ = UserLog.from_arrays(user_ids.index(ratings["user_id"]), item_ids.index(ratings["item_id"]), r,
+                               len(user_ids), times)
+    stats = {"min": float(r.min()), "max": float(r.max()), "mean": float(r.mean()),
+             "std": float(r.std()) if r.std() > 0 else 1.0}
+    objective = make_objective(config.objective, config.positive_rating, log_)
+    net = build_net(config, len(item_ids), item_encoder, user_encoder,
+                    item_encoder.transform(items, item_ids.to_list()), stats)
+    net.reset_parameters(torch.Generator().manual_seed(config.seed))
+    if config.init_from_prior:
+        prior = objective.prior_bias(log_, len(item_ids), stats["mean"])
+        net.start_from_prior(torch.as_tensor(prior, dtype=torch.float32))
+    net.to(resolve_device(config.device))
+    return FittedState(config, item_ids, user_ids, item_encoder.labels(items, item_ids.to_list()), item_encoder,
+                       user_encoder, user_encoder.transform(users, user_ids.to_list()), log_, stats, objective, net)
+
+
+def validation_users(state: FittedState, ratings: pd.DataFrame) -> np.ndarray:
+    """(V,) user indices held out of meta-training: the newest `validation_fraction` of the users with 2 or more
+    interactions, by first timestamp (a seeded random draw without timestamps)."""
+    eligible = np.flatnonzero(state.log.lengths() >= 2)
+    n = int(round(state.config.validation_fraction * len(eligible)))
+    if "timestamp" in ratings:
+        first = ratings.groupby("user_id")["timestamp"].min().reindex(state.users.to_list()).to_numpy()
+        order = eligible[np.argsort(-first[eligible], kind="stable")]
+    else:
+        order = np.random.default_rng(state.config.seed).permutation(eligible)
+    return np.sort(order[:n])
+
+
+def _rows(batch: TaskBatch, rows: np.ndarray) -> TaskBatch:
     idx = torch.as_tensor(rows)
     return TaskBatch(*(getattr(batch, name)[idx] for name in (
         "support_items", "support_ratings", "support_mask", "query_items", "query_ratings", "query_mask", "users")))
-
-
-def _check_frame(df: pd.DataFrame, what: str, need_rating: bool = True) -> pd.DataFrame:
-    """A copy with string ids and a float rating (1.0 when absent); a clear error for missing columns / NaN ids."""
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{what}: expected a pandas DataFrame, found {type(df).__name__}")
-    missing = [c for c in ("user_id", "item_id") if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; found columns {list(df.columns)}")
-    for col in ("user_id", "item_id"):
-        if df[col].isna().any():
-            row = int(np.flatnonzero(df[col].isna().to_numpy())[0])
-            raise ValueError(f"{what}: row {row}, column '{col}': expected an id, found a missing value")
-    out = df.assign(user_id=df["user_id"].astype(str).astype(object), item_id=df["item_id"].astype(str).astype(object))
-    if need_rating:
-        rating = pd.to_numeric(out["rating"], errors="coerce") if "rating" in out else pd.Series(1.0, index=out.index)
-        if rating.isna().any():
-            row = int(np.flatnonzero(rating.isna().to_numpy())[0])
-            raise ValueError(f"{what}: row {row}, column 'rating': expected a number, found {out['rating'].iloc[row]!r}")
-        out["rating"] = rating.astype(np.float64)
-    return out.reset_index(drop=True)

@@ -43,6 +43,22 @@ class UserLog:
         return np.diff(self.indptr)
 
 
+@dataclass(frozen=True)
+class ItemSet:
+    """One side of B users' tasks (their support, or their query) as padded tensors."""
+
+    items: torch.Tensor  # (B, S) int64, 0 in padded slots
+    ratings: torch.Tensor  # (B, S) float32
+    mask: torch.Tensor  # (B, S) bool, False in padded slots
+
+    def to(self, device: torch.device | str) -> ItemSet:
+        return ItemSet(self.items.to(device), self.ratings.to(device), self.mask.to(device))
+
+    def seen(self) -> torch.Tensor:
+        """(B, S) the items, -1 in padded slots (an index no item has)."""
+        return self.items.masked_fill(~self.mask, -1)
+
+
 @dataclass
 class TaskBatch:
     """Support and query sets of B users as padded tensors."""
@@ -60,6 +76,14 @@ class TaskBatch:
 
     def __len__(self) -> int:
         return self.support_items.shape[0]
+
+    @property
+    def support(self) -> ItemSet:
+        return ItemSet(self.support_items, self.support_ratings, self.support_mask)
+
+    @property
+    def query(self) -> ItemSet:
+        return ItemSet(self.query_items, self.query_ratings, self.query_mask)
 
 
 def pad_segments(seg: np.ndarray, pos: np.ndarray, values: list[np.ndarray], n_rows: int,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from coldstart import ColdStartRecommender, Config, make_synthetic
 from coldstart.baselines import ALSFoldIn
@@ -40,3 +41,9 @@ def tiny_data():
 @pytest.fixture(scope="session", params=["implicit", "rating"])
 def fitted(request, tiny_data):
     return ColdStartRecommender(TINY.replace(objective=request.param)).fit(tiny_data)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Small tensors run fastest on one thread, and a busy 2-core machine runs them many times slower on two."""
+    torch.set_num_threads(1)

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from coldstart import IdMap
-from coldstart.baselines import ItemMeanOffset, Popularity
+from coldstart.baselines import EASEFoldIn, FeaturePopularity, ItemMeanOffset, Popularity
+from coldstart.metrics import ndcg_at_k
 from tests.conftest import als, support_of
 
 
@@ -124,3 +125,167 @@ def test_als_seed_changes_the_factors(tiny_data):
     a = als().fit(tiny_data).recommend(support)
     b = als(seed=1).fit(tiny_data).recommend(support)
     assert not np.allclose(a["score"], b["score"])
+
+
+# --- EASEFoldIn ------------------------------------------------------------------------------------------------
+def random_log(n_users=30, n_items=12, density=0.3, seed=0):
+    """A random binary log and its (users x items) matrix, rows and columns in the log's first-seen order."""
+    x = (np.random.default_rng(seed).random((n_users, n_items)) < density).astype(float)
+    x[0] = 1.0  # user 0 rates every item, so first-seen item order is i0, i1, ...
+    users, items = np.nonzero(x)
+    return pd.DataFrame({"user_id": [f"u{u}" for u in users], "item_id": [f"i{i}" for i in items]}), x
+
+
+def test_ease_weights_are_the_column_wise_ridge_regressions_without_self_weight():
+    log, x = random_log()
+    rec = EASEFoldIn(l2=3.0).fit(log)
+    assert rec.items_.to_list() == [f"i{i}" for i in range(12)]
+    n = x.shape[1]
+    p = np.linalg.solve(x.T @ x + 3.0 * np.eye(n), np.eye(n))
+    np.testing.assert_allclose(rec.weights_, np.eye(n) - p / np.diag(p), atol=1e-5)
+    for j in range(n):  # column j: ridge regression of item j on all the other items
+        others = np.delete(np.arange(n), j)
+        b = np.linalg.solve(x[:, others].T @ x[:, others] + 3.0 * np.eye(n - 1), x[:, others].T @ x[:, j])
+        np.testing.assert_allclose(rec.weights_[others, j], b, atol=1e-5)
+        assert rec.weights_[j, j] == 0.0
+    support = pd.DataFrame({"user_id": "new", "item_id": ["i2", "i5", "i7"]})
+    preds = rec.predict(support, pd.DataFrame({"user_id": "new", "item_id": rec.items_.to_list()}))
+    np.testing.assert_allclose(preds["prediction"], rec.weights_[[2, 5, 7]].sum(axis=0), atol=2e-6)
+
+
+def test_ease_ranks_the_item_co_consumed_with_the_support_item_first():
+    pairs = [(f"a{u}", item) for u in range(10) for item in ("bread", "butter")]  # always together
+    crowd = [(f"b{u}", item) for u in range(40) for item in ("hit", f"x{u % 20}", f"x{(u + 7) % 20}")]
+    log = pd.DataFrame(pairs + crowd, columns=["user_id", "item_id"])
+    support = pd.DataFrame({"user_id": ["new"], "item_id": ["bread"]})
+    assert EASEFoldIn(l2=5.0).fit(log).recommend(support, k=1)["item_id"].iloc[0] == "butter"
+    assert Popularity().fit(log).recommend(support, k=1)["item_id"].iloc[0] == "hit"  # 4x the interactions
+
+
+def test_ease_user_without_known_support_gets_the_popularity_order(tiny_data):
+    rec = EASEFoldIn(l2=50.0).fit(tiny_data)
+    stranger = pd.DataFrame({"user_id": ["x"], "item_id": ["nope"], "rating": [4.0]})
+    recs = rec.recommend(stranger, k=50)
+    popular = Popularity().fit(tiny_data).recommend(stranger, k=50)
+    assert list(recs["item_id"]) == list(popular["item_id"])
+    assert recs["score"].max() <= 1e-6
+    preds = rec.predict(stranger, pd.DataFrame({"user_id": ["absent", "x"], "item_id": popular["item_id"][:2]}))
+    np.testing.assert_allclose(preds["prediction"], recs["score"][:2])
+
+
+def test_ease_validates_l2_and_the_catalogue_size(tiny_data):
+    with pytest.raises(ValueError, match="l2 must be > 0"):
+        EASEFoldIn(l2=0.0).fit(tiny_data)
+    with pytest.raises(ValueError, match="50 items exceed max_items=40"):
+        EASEFoldIn(max_items=40).fit(tiny_data)
+
+
+def oracle_validation_ndcg(ratings, l2, valid_fraction=0.2, shots=5, k=10):
+    """`tuned`'s validation score of one l2, user by user: newest users held out, first `shots` ratings as support."""
+    first = ratings.groupby("user_id")["timestamp"].min().sort_values(kind="stable")
+    held = set(first.index[-round(valid_fraction * len(first)):])
+    rec = EASEFoldIn(l2=l2).fit(ratings[~ratings["user_id"].isin(held)],
+                                items=pd.DataFrame({"item_id": ratings["item_id"].unique()}))
+    scores = []
+    for user in held:
+        rows = ratings[ratings["user_id"] == user].sort_values("timestamp", kind="stable")
+        support, query = rows.head(shots), rows.iloc[shots:]
+        relevant = set(query.loc[query["rating"] >= 4, "item_id"])
+        if relevant:
+            scores.append(ndcg_at_k(list(rec.recommend(support, k=k)["item_id"]), relevant, k))
+    return np.mean(scores)
+
+
+def test_ease_tuned_scores_each_l2_on_newest_users_of_the_training_log_then_refits_on_all(tiny_data):
+    ratings = tiny_data.ratings
+    rec = EASEFoldIn.tuned(ratings, grid=(5.0, 50.0, 500.0))
+    assert list(rec.tuning_) == [5.0, 50.0, 500.0]
+    for l2, ndcg in rec.tuning_.items():
+        assert ndcg == pytest.approx(oracle_validation_ndcg(ratings, l2))
+    assert rec.l2 == max(rec.tuning_, key=rec.tuning_.get) and len(set(rec.tuning_.values())) > 1
+    np.testing.assert_array_equal(rec.weights_, EASEFoldIn(l2=rec.l2).fit(ratings).weights_)  # all users
+
+
+def test_ease_tuned_draws_validation_users_by_seed_without_timestamps(tiny_data):
+    ratings = tiny_data.ratings.drop(columns="timestamp")
+    a, b = (EASEFoldIn.tuned(ratings, grid=(5.0, 50.0), seed=s).tuning_ for s in (0, 0))
+    assert a == b and a != EASEFoldIn.tuned(ratings, grid=(5.0, 50.0), seed=1).tuning_
+    with pytest.raises(ValueError, match="shots >= 1"):
+        EASEFoldIn.tuned(ratings, shots=0)
+
+
+# --- FeaturePopularity -----------------------------------------------------------------------------------------
+def gendered_log():
+    """Women love A; men love B and rate A badly (so A has the most ratings, B the most liked ones)."""
+    women = [(f"w{u}", "A", 5.0) for u in range(10)] + [(f"w{u}", "C", 3.0) for u in range(10)]
+    men = [(f"m{u}", item, rating) for u in range(15) for item, rating in (("B", 5.0), ("A", 1.0))]
+    log = pd.DataFrame(women + men, columns=["user_id", "item_id", "rating"])
+    users = pd.DataFrame({"user_id": [f"w{u}" for u in range(10)] + [f"m{u}" for u in range(15)],
+                          "gender": ["F"] * 10 + ["M"] * 15})
+    return log, users
+
+
+def test_feature_popularity_recommends_what_users_with_the_same_features_liked():
+    log, users = gendered_log()
+    rec = FeaturePopularity().fit(log, users=users)
+    support = pd.DataFrame({"user_id": ["she", "he", "anon", "other"], "item_id": "C"})
+    new = pd.DataFrame({"user_id": ["she", "he", "other"], "gender": ["F", "M", "X"]})  # "anon" has no row
+    firsts = rec.recommend(support, k=1, users=new).set_index("user_id")["item_id"]
+    assert firsts.to_dict() == {"she": "A", "he": "B", "anon": "B", "other": "B"}  # B: the most liked overall
+    preds = rec.predict(support, pd.DataFrame({"user_id": ["she", "he"], "item_id": ["A", "A"]}), users=new)
+    np.testing.assert_allclose(preds["prediction"], [1.0, 0.0], atol=1e-6)  # share of the value's liked ratings
+    every = FeaturePopularity(min_rating=None).fit(log, users=users)  # men's ratings of A count too
+    assert every.recommend(support, k=1, users=new).set_index("user_id")["item_id"]["he"] == "A"
+
+
+def test_feature_popularity_bins_many_valued_numbers_and_reads_codes_as_categories():
+    n = 40
+    users = pd.DataFrame({"user_id": [f"u{u}" for u in range(n)], "age": np.arange(20, 20 + n),
+                          "code": [1, 2] * (n // 2), "zip": [f"{10000 + u}" for u in range(n)]})
+    log = pd.DataFrame({"user_id": users["user_id"], "item_id": np.where(users["age"] < 40, "young", "old")})
+    log = pd.concat([log, pd.DataFrame({"user_id": users["user_id"][users["code"] == 2], "item_id": "two"})])
+    rec = FeaturePopularity().fit(log, users=users)  # an implicit log: every interaction counts
+    assert list(rec.columns_) == ["age", "code"] and len(rec.columns_["age"]) == 4 and rec.columns_["code"] is None
+    new = pd.DataFrame({"user_id": ["kid", "elder", "coder"], "age": [25.5, 70.0, None], "code": [1.0, 1.0, 2.0]})
+    support = pd.DataFrame({"user_id": ["kid", "elder", "coder"], "item_id": "nothing"})
+    firsts = rec.recommend(support, k=1, users=new).set_index("user_id")["item_id"]
+    assert firsts.to_dict() == {"kid": "young", "elder": "old", "coder": "two"}
+
+
+def test_feature_popularity_scores_are_the_liked_shares_of_each_value(tiny_data):
+    rec = FeaturePopularity().fit(tiny_data)  # the Dataset's users table: age_band
+    liked = tiny_data.ratings[tiny_data.ratings["rating"] >= 4].merge(tiny_data.users, on="user_id")
+    share = liked[liked["age_band"] == "band0"]["item_id"].value_counts(normalize=True)
+    items = rec.items_.to_list()
+    new = pd.DataFrame({"user_id": ["x"], "age_band": ["band0"]})
+    preds = rec.predict(support_of(tiny_data, ["u1"]), pd.DataFrame({"user_id": "x", "item_id": items}), users=new)
+    np.testing.assert_allclose(preds["prediction"], [share.get(i, 0.0) for i in items], atol=1.1e-6)
+    stranger = pd.DataFrame({"user_id": ["y"], "item_id": ["nope"]})
+    popular = list(Popularity(min_rating=4.0).fit(tiny_data).recommend(stranger, k=50)["item_id"])
+    assert list(rec.recommend(stranger, k=50)["item_id"]) == popular  # no features: liked popularity
+    blind = FeaturePopularity().fit(tiny_data.ratings, items=tiny_data.items)  # no users table at fit
+    assert blind.columns_ == {} and list(blind.recommend(stranger, k=50, users=new)["item_id"]) == popular
+
+
+# --- EASEFoldIn and FeaturePopularity: exclusion, k, batches ---------------------------------------------------
+@pytest.mark.parametrize("make", [lambda: EASEFoldIn(l2=20.0), FeaturePopularity], ids=["ease", "features"])
+def test_batch_of_ragged_supports_equals_each_user_alone_and_respects_k_and_exclusion(make, tiny_data):
+    rec = make().fit(tiny_data)
+    support = pd.concat([support_of(tiny_data, [u], n=n) for u, n in (("u3", 2), ("u8", 7), ("u5", 4))])
+    users = tiny_data.users
+    batch = rec.recommend(support, k=7, users=users)
+    singles = pd.concat([rec.recommend(support[support["user_id"] == u], k=7, users=users)
+                         for u in ("u3", "u8", "u5")], ignore_index=True)
+    pd.testing.assert_frame_equal(batch, singles)
+    assert (batch.groupby("user_id").size() == 7).all()
+    seen = set(zip(support["user_id"], support["item_id"]))
+    assert not any(pair in seen for pair in zip(batch["user_id"], batch["item_id"]))
+    everything = rec.recommend(support, k=50, exclude_seen=False, users=users)
+    assert seen <= set(zip(everything["user_id"], everything["item_id"]))
+    pairs = pd.DataFrame({"user_id": ["u8", "u3", "u5", "u8"], "item_id": ["i1", "i2", "i3", "i4"]})
+    together = rec.predict(support, pairs, users=users)["prediction"].to_numpy()
+    alone = [rec.predict(support[support["user_id"] == u], pairs.iloc[[j]], users=users)["prediction"][0]
+             for j, u in enumerate(pairs["user_id"])]
+    np.testing.assert_allclose(together, alone)
+    scores = dict(zip(zip(everything["user_id"], everything["item_id"]), everything["score"]))
+    np.testing.assert_allclose(together, [scores[p] for p in zip(pairs["user_id"], pairs["item_id"])], rtol=1e-6)

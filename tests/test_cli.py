@@ -129,6 +129,18 @@ def test_bad_config_exits_1(tmp_path, files):
     assert result.exit_code == 1 and "objective" in result.stderr
 
 
+def test_fit_records_the_learner_and_refuses_an_unknown_one(files, tmp_path):
+    root, _ = files
+    result = invoke("fit", root / "ratings.csv", "--config", root / "small.toml", "--learner", "reptile", "--out",
+                    tmp_path / "m", "--threads", "1", *FAST)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["learner"] == "reptile"
+    assert "config.learner         reptile" in invoke("info", "--model", tmp_path / "m").output
+    result = invoke("fit", root / "ratings.csv", "--learner", "mamal", "--out", tmp_path / "n", *FAST)
+    assert result.exit_code == 1 and "'learner': expected one of maml" in result.stderr
+    assert not (tmp_path / "n").exists()
+
+
 def test_usage_errors_exit_2(files, tmp_path):
     root, _ = files
     assert invoke("recommend", "--model", root / "model").exit_code == 2  # no user given

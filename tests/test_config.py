@@ -42,8 +42,12 @@ def test_inner_step_size_defaults_per_objective_and_follows_a_later_objective_ch
     assert Config().step_size() == 0.1 and Config(objective="rating").step_size() == 0.03
     assert Config().replace(objective="rating").step_size() == 0.03  # not frozen at the first objective's value
     assert Config(objective="rating", inner_lr=0.2).step_size() == 0.2
-    with pytest.raises(ConfigError, match="'inner_lr': expected a number > 0 with learn_inner_lr"):
-        Config(learn_inner_lr=True, inner_lr=0.0)
+    with pytest.raises(ConfigError, match="'inner_lr': expected a number > 0 with learner 'metasgd'"):
+        Config(learner="metasgd", inner_lr=0.0)
+    with pytest.raises(ConfigError, match="'learner': expected one of maml, fomaml"):
+        Config(learner="mamll")
+    with pytest.raises(ConfigError, match="'pool_support': expected true with learner 'encoder'"):
+        Config(learner="encoder", pool_support=False)
 
 
 def test_the_bias_scale_defaults_to_implicit_only_and_can_be_forced():

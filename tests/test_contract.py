@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from coldstart import ColdStartRecommender, NotFittedError
-from coldstart.baselines import ItemMeanOffset, Popularity
+from coldstart.baselines import EASEFoldIn, FeaturePopularity, ItemMeanOffset, Popularity
 from tests.conftest import TINY, als, support_of
 
 RECOMMENDERS = {  # id -> a factory of the unfitted model; the id starts with the model's `name`
@@ -24,6 +24,8 @@ RECOMMENDERS = {  # id -> a factory of the unfitted model; the id starts with th
     "popularity_liked": lambda: Popularity(min_rating=4.0),
     "item_mean": ItemMeanOffset,
     "als": als,
+    "ease": lambda: EASEFoldIn(l2=50.0),
+    "popularity_features": FeaturePopularity,
 }
 RATING_PREDICTORS = {"coldstart-rating", "item_mean"}
 
@@ -96,14 +98,33 @@ def test_include_seen_can_return_support_items(fitted, tiny_data):
     assert len(fitted.recommend(support, k=500)) == 50 - 6  # k is capped at the catalogue
 
 
-def test_batch_equals_the_loop_of_single_users(fitted, tiny_data):
+def ragged_support(data, users) -> pd.DataFrame:
+    """Supports of 1, 2, ... ratings: a batch of them is padded, and padding must never count as an item."""
+    return pd.concat([support_of(data, [u], n=1 + j % 6) for j, u in enumerate(users)])
+
+
+def test_batch_equals_the_loop_of_single_users_on_ragged_supports(fitted, tiny_data):
     users = [f"u{u}" for u in range(10)]
-    support = support_of(tiny_data, users)
+    support = ragged_support(tiny_data, users)
+    assert support.groupby("user_id").size().nunique() > 1
     batched = fitted.recommend(support, k=5)
     singles = pd.concat([fitted.recommend(support[support["user_id"] == u], k=5) for u in users],
                         ignore_index=True)
     pd.testing.assert_frame_equal(batched[["user_id", "rank", "item_id"]], singles[["user_id", "rank", "item_id"]])
     np.testing.assert_allclose(batched["score"], singles["score"], rtol=1e-5, atol=1e-6)
+
+
+def test_support_items_are_never_recommended_back_in_a_ragged_batch(fitted, tiny_data):
+    """In a batch of supports of different sizes, no user ever gets one of its own support items (nor, with a
+    padded slot in its row, the catalogue's first item when it rated it: padding is masked, never scattered)."""
+    first_item = fitted.items_.ids([0])[0]
+    holders = tiny_data.ratings.loc[tiny_data.ratings["item_id"] == first_item, "user_id"].unique()[:3]
+    short = pd.DataFrame({"user_id": holders, "item_id": first_item, "rating": 5.0})  # 1-item supports
+    support = pd.concat([short, support_of(tiny_data, ["u7", "u8"], n=9)])
+    recs = fitted.recommend(support, k=len(fitted.items_))
+    for user, group in recs.groupby("user_id"):
+        assert not set(group["item_id"]) & set(support.loc[support["user_id"] == user, "item_id"]), user
+        assert len(group) == len(fitted.items_) - (support["user_id"] == user).sum()
 
 
 def test_unknown_support_items_are_dropped_with_a_count(fitted, tiny_data, caplog):

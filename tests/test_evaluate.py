@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from coldstart import make_synthetic
+from coldstart import Config, make_synthetic
 from coldstart.baselines import ItemMeanOffset, Popularity
 from coldstart.cli import app
 from coldstart.ids import IdMap
-from coldstart.evaluate import (Protocol, Task, item_split_scenarios, melu_tasks, score_task, shot_task,
+from coldstart.evaluate import (Protocol, Task, item_split_scenarios, melu_tasks, run_evaluation, score_task, shot_task,
                                  split_new_users)
 
 
@@ -89,6 +89,26 @@ def test_score_task_by_hand():
     assert rated_users["ae_sum"].iloc[0] == pytest.approx(rated["mae"])
 
 
+def test_run_evaluation_gives_new_users_their_features(data):
+    """New users bring their features (as at sign-up): every recommend and predict call gets the user table, and
+    it holds every new user of the task."""
+    calls = []
+
+    class Spy(Popularity):
+        def recommend(self, support, k=10, exclude_seen=True, users=None):
+            calls.append(("recommend", set(support["user_id"]), users))
+            return super().recommend(support, k, exclude_seen, users)
+
+        def predict(self, support, pairs, users=None):
+            calls.append(("predict", set(support["user_id"]), users))
+            return super().predict(support, pairs, users)
+
+    run_evaluation(data, Config(), Protocol(shots=(1, 3)), systems=[lambda train: {"spy": Spy().fit(train)}])
+    assert {c[0] for c in calls} == {"recommend", "predict"} and len(calls) == 4
+    for _, new_users, table in calls:
+        assert table is not None and new_users <= set(table["user_id"].astype(str))
+
+
 def test_evaluate_cli_end_to_end(data, tmp_path):
     data.ratings.to_csv(tmp_path / "r.csv", index=False)
     data.items.to_csv(tmp_path / "i.csv", index=False)
@@ -101,7 +121,8 @@ def test_evaluate_cli_end_to_end(data, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["paired.csv", "report.csv", "report.json", "report.png",
                                                      "split.csv.gz", "users.csv.gz"]
     rows = pd.read_csv(out / "report.csv")
-    systems = {"coldstart", "popularity", "popularity_liked", "item_mean", "als", "network", "network+finetune"}
+    systems = {"coldstart", "popularity", "popularity_liked", "item_mean", "als", "ease", "network",
+               "network+finetune"}
     assert set(rows["system"]) == systems and set(rows["shots"]) == {1, 3}
     assert rows["ndcg@5"].between(0, 1).all() and rows["mae"].notna().sum() == 2  # only item_mean rates
     meta = json.loads((out / "report.json").read_text())["meta"]
@@ -122,6 +143,24 @@ def test_evaluate_cli_end_to_end(data, tmp_path):
         assert paired.loc[("3 shots", system, "ndcg@5"), "difference"] == pytest.approx(expected)
     assert paired["verdict"].isin(["ahead", "behind", "level"]).all()
     assert "coldstart minus each system" in result.stdout
+
+
+def test_evaluate_cli_puts_several_learners_in_one_report(data, tmp_path):
+    data.ratings.to_csv(tmp_path / "r.csv", index=False)
+    (tmp_path / "c.toml").write_text("embedding_dim = 8\nhidden = [8]\nn_negatives = 16\nepochs = 1\n")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--shots", "3", "--k", "5",
+                                      "--learners", "fomaml,reptile", "--config", str(tmp_path / "c.toml"),
+                                      "--output", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(out / "report.csv")
+    assert {"coldstart", "coldstart:reptile"} <= set(rows["system"])
+    meta = json.loads((out / "report.json").read_text())["meta"]
+    assert meta["config"]["learner"] == "fomaml"  # the first learner is "coldstart"
+    paired = pd.read_csv(out / "paired.csv")
+    assert "coldstart:reptile" in set(paired["system"])
+    bad = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--learners", "maml,maml", "--quiet"])
+    assert bad.exit_code == 1 and "--learners" in bad.stderr
 
 
 def test_evaluate_cli_rejects_bad_shots(data, tmp_path):

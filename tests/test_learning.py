@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from coldstart import ColdStartRecommender, Config, Dataset, make_synthetic
-from coldstart.meta import sample_negatives, task_losses
+from coldstart.objectives import shared_negatives
 from coldstart.tasks import UserLog, first_n_tasks
 
 BASE = Config(embedding_dim=16, hidden=(32, 16), epochs=15, n_negatives=64, pool_support=False, seed=0)
@@ -27,8 +27,9 @@ def held_out_query_loss(rec: ColdStartRecommender, new_ratings, users_table, ste
                               new_ratings["timestamp"].to_numpy())
     batch = first_n_tasks(log, np.arange(len(users)), shots)
     feats = rec.user_encoder_.transform(users_table, list(users))
-    negatives = sample_negatives(len(rec.items_), rec.config.n_negatives, np.random.default_rng(0))
-    return task_losses(rec.net_, batch, feats, negatives, rec.config, steps=steps).mean().item()
+    negatives = shared_negatives(len(rec.items_), rec.config.n_negatives, np.random.default_rng(0))
+    state = rec.with_adaptation(steps, rec.config.step_size()).state_
+    return state.learner.query_loss(rec.net_, state.objective, batch, feats, negatives, training=False).mean().item()
 
 
 @pytest.mark.parametrize("objective", ["rating", "implicit"])

@@ -3,6 +3,7 @@ known users, the rating scale and the prior."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,9 @@ import pytest
 import torch
 
 from coldstart import ColdStartRecommender, ModelFormatError
+from coldstart.frames import check_frame, parse_support
+from coldstart.objectives import user_negatives
+from coldstart.recommender import initial_state, validation_users
 from tests.conftest import TINY, support_of
 
 
@@ -21,10 +25,45 @@ def test_fit_learns_the_vocabularies_and_one_task_per_user_and_epoch(fitted):
 def test_batching_in_chunks_does_not_change_results(fitted, tiny_data):
     support = support_of(tiny_data, [f"u{u}" for u in range(12)])
     small = ColdStartRecommender(fitted.config.replace(eval_batch_size=5))
-    for name in ("items_", "users_", "item_encoder_", "user_encoder_", "item_labels_", "user_feats_", "log_",
-                 "rating_stats_", "net_", "device_", "summary_"):
-        setattr(small, name, getattr(fitted, name))
+    small.state_ = replace(fitted.state_, config=small.config)
     pd.testing.assert_frame_equal(small.recommend(support, k=5), fitted.recommend(support, k=5))
+    pairs = tiny_data.ratings[["user_id", "item_id"]].head(120)
+    pd.testing.assert_frame_equal(small.predict(support, pairs), fitted.predict(support, pairs))
+
+
+def test_recommend_adapts_each_user_on_its_support(fitted, tiny_data):
+    """recommend's scores are those of the adapted parameters: the same model with adaptation switched off
+    (inner_steps 0) scores differently, and adapting lowers every user's own support loss."""
+    support = support_of(tiny_data, [f"u{u}" for u in range(6)], n=5)
+    adapted = fitted.recommend(support, k=50, exclude_seen=False)
+    frozen = fitted.with_adaptation(0).recommend(support, k=50, exclude_seen=False)
+    merged = adapted.merge(frozen, on=["user_id", "item_id"], suffixes=("", "_frozen"))
+    assert len(merged) == len(adapted) and not np.allclose(merged["score"], merged["score_frozen"], atol=1e-4)
+    state = fitted.state_
+    user_ids, batch = parse_support(support, state.items)
+    feats = state.user_encoder.empty(len(user_ids))
+    (rows, params, proj), = fitted._adapted(user_ids, batch, feats)
+    (_, start, _), = fitted.with_adaptation(0)._adapted(user_ids, batch, feats)
+    negatives = user_negatives(user_ids, len(state.items), state.config.n_negatives, state.config.seed)
+    loss = lambda p: state.objective.loss(state.net, p, proj, batch.support, negatives, batch.support.seen())  # noqa
+    with torch.no_grad():
+        assert (loss(params) < loss(start)).all()
+
+
+def test_new_users_features_change_their_recommendations(tiny_data):
+    """recommend(users=...) passes a new user's features to the model: the same support with different features
+    gives different scores, and no features at all differs from both."""
+    rec = ColdStartRecommender(TINY.replace(epochs=3)).fit(tiny_data)
+    support = support_of(tiny_data, ["u1"], n=3)
+    table = tiny_data.users.set_index("user_id")
+    runs = []
+    for source in ("u1", "u2"):
+        features = table.loc[[source]].reset_index().assign(user_id="u1")
+        runs.append(rec.recommend(support, k=50, exclude_seen=False, users=features).set_index("item_id")["score"])
+    runs.append(rec.recommend(support, k=50, exclude_seen=False).set_index("item_id")["score"])
+    assert (table.loc["u1"] != table.loc["u2"]).any()
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        assert not np.allclose(runs[a].sort_index(), runs[b].sort_index(), atol=1e-5), (a, b)
 
 
 def test_adaptation_personalises(fitted, tiny_data):
@@ -110,13 +149,13 @@ def test_init_from_prior_starts_at_the_baseline(tiny_data):
     ratings = tiny_data.ratings
     counts = ratings["item_id"].value_counts()
     rec = ColdStartRecommender(TINY.replace(init_from_prior=True, inner_steps=0))
-    rec._initialise(ratings, tiny_data.items, tiny_data.users)  # fit, up to the first meta-step
+    initialise(rec, tiny_data)  # fit, up to the first meta-step
     scores = rec.recommend(support_of(tiny_data, ["u1"]), k=50, exclude_seen=False).set_index("item_id")["score"]
     shift = (scores - np.log1p(counts).reindex(scores.index).fillna(0.0)).to_numpy()
     np.testing.assert_allclose(shift, shift[0], atol=1e-5)  # equal up to a constant: the same ranking
 
     rec = ColdStartRecommender(TINY.replace(objective="rating", init_from_prior=True, inner_steps=0))
-    rec._initialise(ratings, tiny_data.items, tiny_data.users)
+    initialise(rec, tiny_data)
     baseline = ItemMeanOffset().fit(ratings, tiny_data.items)
     support = support_of(tiny_data, ["u1", "u2"])
     pairs = ratings[["user_id", "item_id"]].head(300)
@@ -126,9 +165,14 @@ def test_init_from_prior_starts_at_the_baseline(tiny_data):
 
 
 
+def initialise(rec, data) -> None:
+    """Everything fit does before the first meta-step."""
+    rec.state_ = initial_state(rec.config, check_frame(data.ratings, "ratings"), data.items, data.users)
+
+
 def test_validation_users_are_the_newest_and_left_out_of_training(tiny_data):
     rec = ColdStartRecommender(TINY.replace(validation_fraction=0.25)).fit(tiny_data)
-    held = rec._validation_users(tiny_data.ratings)
+    held = validation_users(rec.state_, tiny_data.ratings)
     first = tiny_data.ratings.groupby("user_id")["timestamp"].min()
     newest = first.sort_values(ascending=False).index[: len(held)]
     assert sorted(rec.users_.ids(held)) == sorted(newest)
@@ -143,7 +187,7 @@ def test_validation_falls_back_to_the_start_when_training_diverges(tiny_data):
     """A step size that wrecks the model leaves the starting point as the best epoch, and fit returns it."""
     cfg = TINY.replace(validation_fraction=0.2, meta_lr=50.0, epochs=3)
     start = ColdStartRecommender(cfg)
-    start._initialise(tiny_data.ratings, tiny_data.items, tiny_data.users)
+    initialise(start, tiny_data)
     fitted = ColdStartRecommender(cfg).fit(tiny_data)
     assert fitted.summary_["best_epoch"] == 0
     first, *later = fitted.summary_["valid_query_loss"]
