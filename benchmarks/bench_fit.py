@@ -1,9 +1,9 @@
-"""Meta-training speed: fit time and tasks/s, second-order MAML versus first-order (`--first-order`), for the
+"""Meta-training speed: fit time and tasks/s of each learner (`--learners`, default maml and fomaml), for the
 implicit and the rating objective, all measured in one run on the same data.
 
 Each fit starts from the same seed; the figures are `rec.summary_` (`seconds` and `tasks_per_s` of the meta-training
 loop, `tasks` = users x epochs) plus the wall time of the whole `fit` call (encoding included). One tiny untimed fit
-warms the device first. Prints one row per fit as it finishes, then the first/second-order and rating/implicit
+warms the device first. Prints one row per fit as it finishes, then each learner against maml and rating/implicit
 ratios and peak memory.
 
     python benchmarks/bench_fit.py                              # data/ml-latest-small, 3 epochs, 4 fits
@@ -30,7 +30,7 @@ from _common import (
 from coldstart import ColdStartRecommender, Config, make_synthetic
 
 BUNDLED = REPO / "data" / "ml-latest-small"
-ORDERS = {"second": False, "first": True}
+LEARNERS = ("maml", "fomaml", "metasgd", "proximal", "reptile", "encoder")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,8 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=3, help="meta-training epochs of each fit (default 3)")
     p.add_argument("--objectives", default="implicit,rating",
                    help="comma-separated objectives to fit (default implicit,rating)")
-    p.add_argument("--orders", default="second,first",
-                   help="comma-separated: second (MAML) and/or first (FOMAML, --first-order) (default both)")
+    p.add_argument("--learners", default="maml,fomaml",
+                   help=f"comma-separated, some of {','.join(LEARNERS)} (default maml,fomaml)")
     p.add_argument("--meta-batch-size", type=int, default=Config.meta_batch_size,
                    help=f"users per meta-step (default {Config.meta_batch_size})")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto")
@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and of the model (default 0)")
     args = p.parse_args(argv)
     args.objectives = _choices(p, "--objectives", args.objectives, ("implicit", "rating"))
-    args.orders = _choices(p, "--orders", args.orders, tuple(ORDERS))
+    args.learners = _choices(p, "--learners", args.learners, LEARNERS)
     for name in ("epochs", "meta_batch_size", "synthetic_users", "synthetic_items"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -82,29 +82,29 @@ def main(argv: list[str] | None = None) -> None:
     # untimed warm-up: allocator, kernels and lazy initialisation of every code path measured below
     tiny = make_synthetic(n_users=40, n_items=30, ratings_per_user=(4, 8), seed=1)
     for objective in args.objectives:
-        for order in args.orders:
-            ColdStartRecommender(base.replace(epochs=1, objective=objective, first_order=ORDERS[order])).fit(tiny)
+        for learner in args.learners:
+            ColdStartRecommender(base.replace(epochs=1, objective=objective, learner=learner)).fit(tiny)
 
-    headers = ["objective", "order", "tasks", "fit s", "wall s", "tasks/s", "final loss", "peak RSS MiB"]
+    headers = ["objective", "learner", "tasks", "fit s", "wall s", "tasks/s", "final loss", "peak RSS MiB"]
     headers += ["CUDA peak MiB"] if dev.type == "cuda" else []
     print()
     results: dict[tuple[str, str], dict] = {}
     rows, cuda_peaks = [], [0.0]
     for objective in args.objectives:
-        for order in args.orders:
-            rec = ColdStartRecommender(base.replace(objective=objective, first_order=ORDERS[order]))
+        for learner in args.learners:
+            rec = ColdStartRecommender(base.replace(objective=objective, learner=learner))
             reset_cuda_peak(dev)
             with Timer(dev) as t:
                 rec.fit(data)
             s = rec.summary_
-            results[objective, order] = s
-            row = [objective, order, s["tasks"], f"{s['seconds']:.2f}", f"{t.seconds:.2f}", f"{s['tasks_per_s']:.1f}",
+            results[objective, learner] = s
+            row = [objective, learner, s["tasks"], f"{s['seconds']:.2f}", f"{t.seconds:.2f}", f"{s['tasks_per_s']:.1f}",
                    f"{s['epoch_query_loss'][-1]:.4f}", f"{peak_rss_mib():,.0f}"]
             if dev.type == "cuda":
                 cuda_peaks.append(cuda_peak_mib(dev))
                 row.append(f"{cuda_peaks[-1]:,.1f}")
             rows.append(row)
-            print(f"fitted {objective:8s} {order}-order: {s['seconds']:.2f} s, {s['tasks_per_s']:.1f} tasks/s",
+            print(f"fitted {objective:8s} {learner}: {s['seconds']:.2f} s, {s['tasks_per_s']:.1f} tasks/s",
                   flush=True)  # progress that survives a timeout
 
     print()
@@ -112,15 +112,16 @@ def main(argv: list[str] | None = None) -> None:
           f"{s['n_items']:,} items, device {s['device']}:")
     print(table(headers, rows))
     print()
-    if set(ORDERS) <= set(args.orders):
+    if "maml" in args.learners:
         for objective in args.objectives:
-            sec, fst = results[objective, "second"], results[objective, "first"]
-            print(f"ratio first/second-order tasks/s, {objective}: {fst['tasks_per_s'] / sec['tasks_per_s']:.2f}x "
-                  f"({fst['tasks_per_s']:.1f} vs {sec['tasks_per_s']:.1f})")
+            for other in (name for name in args.learners if name != "maml"):
+                sec, fst = results[objective, "maml"], results[objective, other]
+                print(f"ratio {other}/maml tasks/s, {objective}: {fst['tasks_per_s'] / sec['tasks_per_s']:.2f}x "
+                      f"({fst['tasks_per_s']:.1f} vs {sec['tasks_per_s']:.1f})")
     if {"implicit", "rating"} <= set(args.objectives):
-        for order in args.orders:
-            imp, rat = results["implicit", order], results["rating", order]
-            print(f"ratio rating/implicit tasks/s, {order}-order: {rat['tasks_per_s'] / imp['tasks_per_s']:.2f}x "
+        for learner in args.learners:
+            imp, rat = results["implicit", learner], results["rating", learner]
+            print(f"ratio rating/implicit tasks/s, {learner}: {rat['tasks_per_s'] / imp['tasks_per_s']:.2f}x "
                   f"({rat['tasks_per_s']:.1f} vs {imp['tasks_per_s']:.1f})")
     print(f"memory: {memory_line(dev, max(cuda_peaks))} (RSS is the process peak so far, so it only grows "
           "down the table)")

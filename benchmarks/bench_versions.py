@@ -25,7 +25,10 @@ PROBE = r"""
 import json, resource, sys, time, torch
 torch.set_num_threads({threads})
 from coldstart import ColdStartRecommender, Config, Dataset, load_dataset, make_synthetic
-from coldstart.evaluate import shot_task, split_new_users
+try:
+    from coldstart.evaluation import shot_task, split_new_users
+except ImportError:  # a version from before coldstart/evaluation/
+    from coldstart.evaluate import shot_task, split_new_users
 path, n_items = {data!r}, {items}
 data = load_dataset(path) if path else make_synthetic(n_users=2000, n_items=n_items, seed=0)
 train, new = split_new_users(data.ratings, 0.2, 0)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from coldstart.compare import paired_tables
+from coldstart.evaluation import paired_tables
 
 COLUMNS = ["ndcg@10", "recall@10", "hit@10", "coverage@10", "mae", "rmse", "wq_ndcg@1", "wq_ndcg@3"]
 

@@ -25,8 +25,7 @@ import pandas as pd
 
 from coldstart import Config, Dataset, load_dataset
 from coldstart.baselines import ALSFoldIn, ItemMeanOffset, Popularity
-from coldstart.compare import format_paired, paired_differences
-from coldstart.evaluate import Protocol, shot_task, split_new_users, score_task
+from coldstart.evaluation import Protocol, format_paired, paired_differences, score_task, shot_task, split_new_users
 from coldstart.ids import IdMap
 from coldstart.recommender import ColdStartRecommender
 

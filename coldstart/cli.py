@@ -14,7 +14,7 @@ import typer
 
 from .config import Config, ConfigError
 from .data import DataError, load_features, load_ratings
-from .evaluate import Protocol, default_systems, format_table, run_seeds, write_report
+from .evaluation import Protocol, default_systems, format_table, run_seeds, write_report
 from .formats import load_dataset
 from .train import StepReport
 from .files import atomic_file

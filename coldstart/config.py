@@ -33,7 +33,6 @@ class Config:
     #                                   "rating" only when items have no features (MeLU's features-only items
     #                                   predicted new users' ratings better)
     pool_support: bool = True  # user input also holds the mean embedding of the user's support items
-    init_from_prior: bool = True  # start at a baseline: item biases from the data, zero output layer
     # --- inner loop (adaptation to one user) -----------------------------------------------------------------
     adapt: str = "head+user"  # "head+user": the decision layers and the user vector (with its pooled support);
     #                           "head": the decision layers only (MeLU's local update); "last": the output layer;
@@ -61,8 +60,10 @@ class Config:
     task_split: str = "time"  # training support: each user's first interactions ("time", as a new user's are),
     #                           or a "random" subset (MeLU)
     positive_rating: float | None = 4.0  # "implicit": the query loss (what meta-training asks an adapted user's
-    #                                      model to find) counts only ratings >= this; every support interaction
-    #                                      still adapts the user. None, or data without ratings: every interaction
+    #                                      model to find) asks for the ratings >= this. None, or data without
+    #                                      ratings: every interaction
+    dislike_below: float | None = None  # "implicit": a support rating below this counts against its item in
+    #                                     adaptation, any other for it. None: the middle of the training scale
     n_negatives: int = 512  # negatives per meta-batch for the sampled softmax ("implicit"); >= items: full softmax
     # --- run ------------------------------------------------------------------------------------------------
     seed: int = 0

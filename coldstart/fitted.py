@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+import pandas as pd
 import torch
 
 from .config import Config
@@ -10,7 +12,7 @@ from .features import EncodedFeatures, FeatureEncoder
 from .ids import IdMap
 from .learners import Learner, make_learner
 from .model import ColdStartNet
-from .objectives import Objective
+from .objectives import Objective, make_objective
 from .tasks import UserLog
 
 
@@ -66,3 +68,39 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device (use --device auto or cpu)")
     return torch.device(device)
+
+
+def initial_state(config: Config, ratings: pd.DataFrame, items: pd.DataFrame | None,
+                  users: pd.DataFrame | None) -> FittedState:
+    """Everything `fit` learns before meta-training: vocabularies, encoders, the log, the initial network."""
+    catalogue = ratings["item_id"] if items is None else pd.concat([ratings["item_id"], items["item_id"].astype(str)])
+    item_ids, user_ids = IdMap.from_values(catalogue), IdMap.from_values(ratings["user_id"])
+    item_encoder, user_encoder = FeatureEncoder.fit(items, "item_id"), FeatureEncoder.fit(users, "user_id")
+    times = ratings["timestamp"].to_numpy(np.float64) if "timestamp" in ratings else None
+    r = ratings["rating"].to_numpy(np.float32)
+    log_ = UserLog.from_arrays(user_ids.index(ratings["user_id"]), item_ids.index(ratings["item_id"]), r,
+                               len(user_ids), times)
+    stats = {"min": float(r.min()), "max": float(r.max()), "mean": float(r.mean()),
+             "std": float(r.std()) if r.std() > 0 else 1.0}
+    objective = make_objective(config.objective, config.positive_rating, config.dislike_below, log_)
+    net = build_net(config, len(item_ids), item_encoder, user_encoder,
+                    item_encoder.transform(items, item_ids.to_list()), stats)
+    net.reset_parameters(torch.Generator().manual_seed(config.seed))
+    prior = objective.prior_bias(log_, len(item_ids), stats["mean"])  # training starts at this baseline
+    net.start_from_prior(torch.as_tensor(prior, dtype=torch.float32))
+    net.to(resolve_device(config.device))
+    return FittedState(config, item_ids, user_ids, item_encoder.labels(items, item_ids.to_list()), item_encoder,
+                       user_encoder, user_encoder.transform(users, user_ids.to_list()), log_, stats, objective, net)
+
+
+def validation_users(state: FittedState, ratings: pd.DataFrame) -> np.ndarray:
+    """(V,) user indices held out of meta-training: the newest `validation_fraction` of the users with 2 or more
+    interactions, by first timestamp (a seeded random draw without timestamps)."""
+    eligible = np.flatnonzero(state.log.lengths() >= 2)
+    n = int(round(state.config.validation_fraction * len(eligible)))
+    if "timestamp" in ratings:
+        first = ratings.groupby("user_id")["timestamp"].min().reindex(state.users.to_list()).to_numpy()
+        order = eligible[np.argsort(-first[eligible], kind="stable")]
+    else:
+        order = np.random.default_rng(state.config.seed).permutation(eligible)
+    return np.sort(order[:n])

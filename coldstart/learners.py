@@ -49,7 +49,7 @@ class Learner:
                      negatives: Negatives, start: Params) -> LossFn:
         """The function of the per-user parameters that the inner loop descends."""
         seen = support.seen()  # a user's own support items are never its negatives; its query is not looked at
-        return lambda p: objective.loss(net, p, proj, support, negatives, seen)
+        return lambda p: objective.support_loss(net, p, proj, support, negatives, seen)
 
     def adapt(self, net: ColdStartNet, objective: Objective, proj: torch.Tensor, support: ItemSet,
               negatives: Negatives, start: Params, training: bool) -> Params:
@@ -68,7 +68,7 @@ class Learner:
         start = self.start(net, user_feats, item_vecs, batch.support)
         params = self.adapt(net, objective, proj, batch.support, negatives, start, training)
         seen = torch.cat([batch.support.seen(), batch.query.seen()], dim=1)  # (B, S + Q)
-        return objective.loss(net, params, proj, batch.query, negatives, seen)
+        return objective.query_loss(net, params, proj, batch.query, negatives, seen)
 
     def outer_loss(self, net: ColdStartNet, objective: Objective, batch: TaskBatch, user_feats: EncodedFeatures,
                    negatives: Negatives) -> torch.Tensor:
@@ -134,7 +134,7 @@ class Reptile(Learner):
         steps = max(self.config.inner_steps, 1) * self.config.step_size()
         pull = sum(_per_user_sum(start[n] * (start[n] - adapted[n]).detach()) for n in names) / steps  # (B,)
         fixed = {k: (v.detach() if k in names else v) for k, v in adapted.items()}
-        return pull + objective.loss(net, fixed, proj, task, negatives, task.seen())
+        return pull + objective.support_loss(net, fixed, proj, task, negatives, task.seen())
 
 
 class Encoder(Learner):

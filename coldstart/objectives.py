@@ -2,13 +2,14 @@
 
 Dimension letters: B users, S slots of an item set, E items a user has already seen, M negative items, I items.
 
-Both objectives map (the net, per-user parameters, an item set) to a (B,) loss, the same function for the support
-loss the inner loop descends and the query loss the outer loop descends, in training and at recommend time:
+Both objectives map (the net, per-user parameters, an item set) to a (B,) loss: `support_loss`, which the inner loop
+descends in training and at recommend time alike, and `query_loss`, which the outer loop descends:
 
-    implicit  each liked item (rating >= positive_rating) against the negatives and the user's disliked items
-              (sampled softmax, logQ-corrected so that it estimates the full softmax over the catalogue); each
-              disliked item by -log(1 - p), its unlikelihood against the negatives. So a 1-star rating counts
-              against an item, and a 5-star one for it.
+    implicit  each liked item against the negatives and the user's disliked items (sampled softmax,
+              logQ-corrected so that it estimates the full softmax over the catalogue); each disliked item by
+              -log(1 - p), its unlikelihood against the negatives. In a support set, a rating below the middle of
+              the scale is a dislike (a 1-star rating counts against its item, a 5-star one for it); in a query,
+              the liked items are those rated >= positive_rating, the items a user is to be recommended.
     rating    squared error of the predicted rating (MeLU).
 
 Negatives are drawn uniformly: fresh for each meta-batch (shared by its users) in training, and per user from a
@@ -78,13 +79,19 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class Objective:
-    """The per-user loss of an item set, and the item bias a model starts from."""
+    """The per-user loss of a support set (what adaptation descends) and of a query set (what the adapted model is
+    judged by), and the item bias a model starts from."""
 
     name: str = ""
 
-    def loss(self, net: ColdStartNet, params: Params, proj: torch.Tensor, target: ItemSet, negatives: Negatives,
-             seen: torch.Tensor) -> torch.Tensor:
-        """(B,) each user's loss on `target`. `seen` (B, E) are the user's own items (-1 pads), never negatives."""
+    def support_loss(self, net: ColdStartNet, params: Params, proj: torch.Tensor, support: ItemSet,
+                     negatives: Negatives, seen: torch.Tensor) -> torch.Tensor:
+        """(B,) each user's loss on its support. `seen` (B, E) are the user's own items (-1 pads), never negatives."""
+        raise NotImplementedError
+
+    def query_loss(self, net: ColdStartNet, params: Params, proj: torch.Tensor, query: ItemSet,
+                   negatives: Negatives, seen: torch.Tensor) -> torch.Tensor:
+        """(B,) each user's loss on its query (the meta-objective)."""
         raise NotImplementedError
 
     def prior_bias(self, log: UserLog, n_items: int, mean_rating: float) -> np.ndarray:
@@ -99,22 +106,34 @@ class Objective:
 class Implicit(Objective):
     """Rank the whole catalogue: sampled softmax over liked items, unlikelihood of disliked ones.
 
+    In a support set, a rating below `dislike_below` counts against its item and any other for it (having watched
+    a film at all says something about a user's taste; a 1-star rating says the opposite about that film). The
+    query asks for the items the user went on to like (rating >= `positive_rating`); the rest of it counts against.
+
     Args:
-        positive_rating: ratings >= this are liked; None: every interaction is liked (data without ratings).
+        positive_rating: query ratings >= this are liked; None: every interaction is liked (data without ratings).
+        dislike_below: support ratings < this count against an item; None: none do.
     """
 
     positive_rating: float | None = 4.0
+    dislike_below: float | None = None
     name = "implicit"
 
-    def liked(self, target: ItemSet) -> torch.Tensor:
-        """(B, S) the slots of `target` the user liked."""
-        if self.positive_rating is None:
-            return target.mask
-        return target.mask & (target.ratings >= self.positive_rating)
+    def support_loss(self, net: ColdStartNet, params: Params, proj: torch.Tensor, support: ItemSet,
+                     negatives: Negatives, seen: torch.Tensor) -> torch.Tensor:
+        liked = support.mask if self.dislike_below is None else support.mask & (support.ratings >= self.dislike_below)
+        return self.loss(net, params, proj, support, liked, negatives, seen)
 
-    def loss(self, net: ColdStartNet, params: Params, proj: torch.Tensor, target: ItemSet, negatives: Negatives,
-             seen: torch.Tensor) -> torch.Tensor:
-        liked = self.liked(target)  # (B, S)
+    def query_loss(self, net: ColdStartNet, params: Params, proj: torch.Tensor, query: ItemSet,
+                   negatives: Negatives, seen: torch.Tensor) -> torch.Tensor:
+        liked = query.mask if self.positive_rating is None else query.mask & (query.ratings >= self.positive_rating)
+        return self.loss(net, params, proj, query, liked, negatives, seen)
+
+    @staticmethod
+    def loss(net: ColdStartNet, params: Params, proj: torch.Tensor, target: ItemSet, liked: torch.Tensor,
+             negatives: Negatives, seen: torch.Tensor) -> torch.Tensor:
+        """(B,) mean over the slots of `target`: -log p(item) for the `liked` (B, S) ones, against the negatives
+        and the user's other slots; -log(1 - p(item)) for the rest, against the negatives."""
         disliked = target.mask & ~liked  # (B, S)
         pos = net.scores(params, proj, target.items)  # (B, S)
         neg = net.scores(params, proj, negatives.items) + negatives.log_correction  # (B, M)
@@ -136,19 +155,21 @@ class Implicit(Objective):
         return log_pop - log_pop.mean()
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "positive_rating": self.positive_rating}
+        return {"name": self.name, "positive_rating": self.positive_rating, "dislike_below": self.dislike_below}
 
 
 @dataclass(frozen=True)
 class Rating(Objective):
-    """Predict ratings: squared error (MeLU's regression)."""
+    """Predict ratings: squared error (MeLU's regression), the same on the support and the query."""
 
     name = "rating"
 
-    def loss(self, net: ColdStartNet, params: Params, proj: torch.Tensor, target: ItemSet, negatives: Negatives,
-             seen: torch.Tensor) -> torch.Tensor:
-        pred = net.scores(params, proj, target.items)  # (B, S)
-        return masked_mean((pred - target.ratings) ** 2, target.mask)
+    def support_loss(self, net: ColdStartNet, params: Params, proj: torch.Tensor, support: ItemSet,
+                     negatives: Negatives, seen: torch.Tensor) -> torch.Tensor:
+        pred = net.scores(params, proj, support.items)  # (B, S)
+        return masked_mean((pred - support.ratings) ** 2, support.mask)
+
+    query_loss = support_loss
 
     def prior_bias(self, log: UserLog, n_items: int, mean_rating: float) -> np.ndarray:
         """The item's mean rating offset, shrunk towards 0 by PRIOR_SHRINKAGE pseudo-ratings."""
@@ -157,16 +178,22 @@ class Rating(Objective):
         return sums / (counts + PRIOR_SHRINKAGE)
 
 
-def make_objective(name: str, positive_rating: float | None, log: UserLog | None = None) -> Objective:
-    """The objective `name`; for "implicit", a positive_rating no logged rating reaches means every interaction
-    is liked (data without ratings)."""
+def make_objective(name: str, positive_rating: float | None, dislike_below: float | None = None,
+                   log: UserLog | None = None) -> Objective:
+    """The objective `name`. For "implicit", with the training `log`: a positive_rating that no rating reaches means
+    every interaction is liked (data without ratings), and an unset dislike_below is the middle of the rating scale
+    (nothing counts against an item when all ratings are equal)."""
     if name == "rating":
         return Rating()
-    if log is not None and positive_rating is not None and not (log.ratings >= positive_rating).any():
-        positive_rating = None
-    return Implicit(positive_rating)
+    if log is not None:
+        low, high = (float(log.ratings.min()), float(log.ratings.max())) if len(log.ratings) else (1.0, 1.0)
+        if positive_rating is not None and not high >= positive_rating:
+            positive_rating = None
+        if dislike_below is None and high > low:
+            dislike_below = (low + high) / 2
+    return Implicit(positive_rating, dislike_below)
 
 
 def objective_from_dict(values: dict) -> Objective:
     """The inverse of `Objective.to_dict`."""
-    return make_objective(values["name"], values.get("positive_rating"))
+    return make_objective(values["name"], values.get("positive_rating"), values.get("dislike_below"))

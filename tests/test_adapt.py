@@ -45,7 +45,7 @@ def make_net(objective: str = "implicit", adapt_mode: str = "head", dtype=torch.
 
 
 def parts(net, cfg):
-    return make_objective(cfg.objective, cfg.positive_rating), make_learner(cfg)
+    return make_objective(cfg.objective, cfg.positive_rating, 3.0), make_learner(cfg)
 
 
 def support_setup(net, cfg, batch, feats, negatives):
@@ -119,8 +119,8 @@ def test_the_bias_scale_starts_at_zero_and_learns_how_much_a_user_follows_popula
     assert torch.equal(start["log_bias_scale"], torch.zeros(2))
     unadapted = off.user_params(user_feats, item_vecs, support)  # same scores before adapting
     torch.testing.assert_close(net.scores(start, proj, None), off.scores(unadapted, proj, None))
-    objective = make_objective("implicit", 4.0)
-    loss = lambda p: objective.loss(net, p, proj, support, neg, support.seen())  # noqa: E731
+    objective = make_objective("implicit", 4.0, 3.0)
+    loss = lambda p: objective.support_loss(net, p, proj, support, neg, support.seen())  # noqa: E731
     adapted = adapt(start, net.local_names(), loss, steps=1, lr=0.1)
     assert adapted["log_bias_scale"][0] < 0 < adapted["log_bias_scale"][1]
     far = adapt(start, ["log_bias_scale"], loss, steps=50, lr=1.0)  # many large steps of the scale alone
@@ -233,9 +233,9 @@ def test_first_order_equals_the_detached_computation(objective):
             detached = {k: (v.detach().requires_grad_() if k in names else v) for k, v in local.items()}
             g = torch.autograd.grad(loss(detached).sum(), [detached[n] for n in names])
         local = {**local, **{n: local[n] - cfg.inner_lr * gi.detach() for n, gi in zip(names, g)}}
-    objective_ = make_objective(objective, cfg.positive_rating)
+    objective_ = parts(net, cfg)[0]
     seen = torch.cat([batch.support.seen(), batch.query.seen()], 1)
-    manual = torch.autograd.grad(objective_.loss(net, local, proj, batch.query, neg, seen).sum(), params,
+    manual = torch.autograd.grad(objective_.query_loss(net, local, proj, batch.query, neg, seen).sum(), params,
                                  allow_unused=True)
     for a, b in zip(fo, manual):
         if a is None or b is None:

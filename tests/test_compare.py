@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart.compare import Z95, format_paired, paired_differences, ratio_difference, verdict
+from coldstart.evaluation import Z95, format_paired, paired_differences, ratio_difference, verdict
 
 
 def users_table(values: dict[str, list[float]], seed: int = 0, task: str = "1 shot") -> pd.DataFrame:

@@ -12,8 +12,8 @@ from coldstart import Config, make_synthetic
 from coldstart.baselines import ItemMeanOffset, Popularity
 from coldstart.cli import app
 from coldstart.ids import IdMap
-from coldstart.evaluate import (Protocol, Task, item_split_scenarios, melu_tasks, run_evaluation, score_task, shot_task,
-                                 split_new_users)
+from coldstart.evaluation import (Protocol, Task, item_split_scenarios, melu_tasks, run_evaluation, score_task,
+                                   shot_task, split_new_users)
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def test_evaluate_cli_over_several_seeds_reports_every_run_and_mean_sd(data, tmp
 
 
 def test_summarise_gives_the_mean_and_sd_over_seeds():
-    from coldstart.evaluate import summarise
+    from coldstart.evaluation import summarise
     rows = pd.DataFrame({"system": ["a", "a", "b", "b"], "task": "1 shot", "shots": 1, "seed": [0, 1, 0, 1],
                          "ndcg@10": [0.2, 0.4, 0.1, 0.1]})
     mean, sd = summarise(rows)

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from coldstart import ColdStartRecommender, Config, make_synthetic
+from coldstart import ColdStartRecommender, make_synthetic
 from coldstart.config import ADAPT_MODES, OBJECTIVES
 from coldstart.features import select_rows
 from coldstart.learners import LEARNERS
 from coldstart.objectives import shared_negatives
-from coldstart.recommender import initial_state
+from coldstart.fitted import initial_state
 from coldstart.frames import check_frame
 from coldstart.train import _sample, training_step
 from tests.conftest import TINY, support_of

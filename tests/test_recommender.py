@@ -13,7 +13,7 @@ import torch
 from coldstart import ColdStartRecommender, ModelFormatError
 from coldstart.frames import check_frame, parse_support
 from coldstart.objectives import user_negatives
-from coldstart.recommender import initial_state, validation_users
+from coldstart.fitted import initial_state, validation_users
 from tests.conftest import TINY, support_of
 
 
@@ -45,7 +45,7 @@ def test_recommend_adapts_each_user_on_its_support(fitted, tiny_data):
     (rows, params, proj), = fitted._adapted(user_ids, batch, feats)
     (_, start, _), = fitted.with_adaptation(0)._adapted(user_ids, batch, feats)
     negatives = user_negatives(user_ids, len(state.items), state.config.n_negatives, state.config.seed)
-    loss = lambda p: state.objective.loss(state.net, p, proj, batch.support, negatives, batch.support.seen())  # noqa
+    loss = lambda p: state.objective.support_loss(state.net, p, proj, batch.support, negatives, batch.support.seen())  # noqa
     with torch.no_grad():
         assert (loss(params) < loss(start)).all()
 
@@ -142,19 +142,19 @@ def test_rating_objective_predicts_on_the_data_scale(tiny_data):
     assert abs(preds.mean() - tiny_data.ratings["rating"].mean()) < 1.0
 
 
-def test_init_from_prior_starts_at_the_baseline(tiny_data):
-    """Before meta-training, init_from_prior ranks every item by log popularity ("implicit"), and predicts exactly
+def test_training_starts_at_the_baseline(tiny_data):
+    """Before meta-training, the network ranks every item by log popularity ("implicit"), and predicts exactly
     what item mean + shrunk user offset does ("rating"): the output layer starts at zero."""
     from coldstart.baselines import ItemMeanOffset
     ratings = tiny_data.ratings
     counts = ratings["item_id"].value_counts()
-    rec = ColdStartRecommender(TINY.replace(init_from_prior=True, inner_steps=0))
+    rec = ColdStartRecommender(TINY.replace(inner_steps=0))
     initialise(rec, tiny_data)  # fit, up to the first meta-step
     scores = rec.recommend(support_of(tiny_data, ["u1"]), k=50, exclude_seen=False).set_index("item_id")["score"]
     shift = (scores - np.log1p(counts).reindex(scores.index).fillna(0.0)).to_numpy()
     np.testing.assert_allclose(shift, shift[0], atol=1e-5)  # equal up to a constant: the same ranking
 
-    rec = ColdStartRecommender(TINY.replace(objective="rating", init_from_prior=True, inner_steps=0))
+    rec = ColdStartRecommender(TINY.replace(objective="rating", inner_steps=0))
     initialise(rec, tiny_data)
     baseline = ItemMeanOffset().fit(ratings, tiny_data.items)
     support = support_of(tiny_data, ["u1", "u2"])
