@@ -227,7 +227,7 @@ def info(model: ModelDir = Path("model")) -> None:
     cfg = Config.from_dict(meta["config"])
     auto = {"inner_lr": cfg.step_size(),  # what an unset (None) field resolved to
             "use_item_ids": cfg.uses_item_ids(has_item_features=bool(meta["item_encoder"]["fields"])),
-            "user_bias_scale": cfg.uses_bias_scale()}
+            "user_bias_scale": cfg.uses_bias_scale(), "dislike_below": meta["objective"].get("dislike_below")}
     lines += [f"config.{k:<15} {v}" + (f" (auto: {auto[k]})" if v is None and k in auto else "")
               for k, v in meta["config"].items()]
     lines += [f"training.{k:<13} {v}" for k, v in meta["training"].items()]

@@ -43,6 +43,7 @@ def test_fit_writes_a_model_directory(files):
     assert "config.inner_lr        None (auto: 0.1)" in result.output
     assert "config.use_item_ids    None (auto: True)" in result.output
     assert "config.user_bias_scale None (auto: True)" in result.output
+    assert "config.dislike_below   None (auto: 3.0)" in result.output  # the middle of the 1-5 scale
 
 
 def test_recommend_for_a_known_user_as_csv(files):
