@@ -197,7 +197,7 @@ def evaluate(
                                item_col=item_col, rating_col=rating_col, time_col=time_col)
         learner_list = _name_list(learners, "--learners") if learners else None
         if learner_list:
-            cfg = cfg.replace(learner=learner_list[0])
+            cfg = [cfg.replace(learner=name) for name in reversed(learner_list)][-1]  # each checked before any fit
         with _progress(quiet) as on_step:
             report = run_seeds(dataset, cfg, protocol, seed_list,
                                lambda c: default_systems(c, on_step, learners=learner_list),

@@ -161,6 +161,9 @@ def test_evaluate_cli_puts_several_learners_in_one_report(data, tmp_path):
     assert "coldstart:reptile" in set(paired["system"])
     bad = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--learners", "maml,maml", "--quiet"])
     assert bad.exit_code == 1 and "--learners" in bad.stderr
+    bad = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--learners", "maml,repitle", "--quiet",
+                                   "--output", str(tmp_path / "never")])
+    assert bad.exit_code == 1 and "'learner': expected one of" in bad.stderr and not (tmp_path / "never").exists()
 
 
 def test_evaluate_cli_rejects_bad_shots(data, tmp_path):

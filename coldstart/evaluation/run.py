@@ -58,10 +58,8 @@ def default_systems(config: Config, on_step: Callable | None = None, learners: l
     "coldstart:NAME"."""
     names = learners or [config.learner]
 
-    def meta(train: Dataset) -> dict:
-        return {("coldstart" if j == 0 else f"coldstart:{name}"):
-                ColdStartRecommender(config.replace(learner=name)).fit(train, on_step=on_step)
-                for j, name in enumerate(names)}
+    def meta(system: str, learner: str) -> System:  # one system per learner, so that each fit is timed alone
+        return lambda train: {system: ColdStartRecommender(config.replace(learner=learner)).fit(train, on_step=on_step)}
 
     def network(train: Dataset) -> dict:
         plain = ColdStartRecommender(config.replace(inner_steps=0)).fit(train, on_step=on_step)
@@ -75,7 +73,8 @@ def default_systems(config: Config, on_step: Callable | None = None, learners: l
                                                   ALSFoldIn(seed=config.seed))}
         return {**models, "ease": EASEFoldIn.tuned(train, seed=config.seed)}  # l2 chosen on training users only
 
-    return [meta, simple, network]
+    per_learner = [meta("coldstart" if j == 0 else f"coldstart:{name}", name) for j, name in enumerate(names)]
+    return [*per_learner, simple, network]
 
 
 # --- metrics ---------------------------------------------------------------------------------------------------
