@@ -57,7 +57,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="rounds, each running both versions (default 2)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads in each version (default 1)")
     args = p.parse_args()
-    code = PROBE.format(threads=args.threads, data=args.data, items=args.synthetic_items, users=args.users,
+    data = str(Path(args.data).resolve()) if args.data else None  # each version runs in its own folder
+    code = PROBE.format(threads=args.threads, data=data, items=args.synthetic_items, users=args.users,
                         epochs=args.epochs)
     with tempfile.TemporaryDirectory() as tmp:
         before = Path(tmp) / "before"
