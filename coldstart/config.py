@@ -46,6 +46,8 @@ class Config:
     inner_steps: int = 2  # SGD steps on the support set
     inner_lr: float | None = None  # SGD step size of the inner loop; None: INNER_LR of the objective (0.1 / 0.03)
     proximal_l2: float = 1.0  # learner "proximal": weight of ||phi - theta||^2 / 2 in the inner objective
+    prior_recent_share: float = 0.5  # "implicit": the starting item bias is the log popularity over this newest
+    #                                  share of the training log by timestamp (what is popular now; 1: all of it)
     # --- outer loop (meta-training) --------------------------------------------------------------------------
     meta_lr: float = 1e-3  # Adam step size of the outer loop
     weight_decay: float = 1e-4  # Adam weight decay (L2) of the outer loop
@@ -86,6 +88,9 @@ class Config:
         _check_range("seed", self.seed, low=0)
         _check_range("weight_decay", self.weight_decay, low=0.0)
         _check_range("proximal_l2", self.proximal_l2, low=0.0)
+        if not (isinstance(self.prior_recent_share, (int, float)) and 0 < self.prior_recent_share <= 1):
+            raise ConfigError(f"config field 'prior_recent_share': expected a number in (0, 1], "
+                              f"found {self.prior_recent_share!r}")
         if self.inner_lr is not None:
             _check_range("inner_lr", self.inner_lr, low=0.0)
         if not self.meta_lr > 0:

@@ -78,15 +78,16 @@ def initial_state(config: Config, ratings: pd.DataFrame, items: pd.DataFrame | N
     item_encoder, user_encoder = FeatureEncoder.fit(items, "item_id"), FeatureEncoder.fit(users, "user_id")
     times = ratings["timestamp"].to_numpy(np.float64) if "timestamp" in ratings else None
     r = ratings["rating"].to_numpy(np.float32)
-    log_ = UserLog.from_arrays(user_ids.index(ratings["user_id"]), item_ids.index(ratings["item_id"]), r,
-                               len(user_ids), times)
+    user_idx = user_ids.index(ratings["user_id"])  # (nnz,)
+    log_ = UserLog.from_arrays(user_idx, item_ids.index(ratings["item_id"]), r, len(user_ids), times)
     stats = {"min": float(r.min()), "max": float(r.max()), "mean": float(r.mean()),
              "std": float(r.std()) if r.std() > 0 else 1.0}
     objective = make_objective(config.objective, config.positive_rating, config.dislike_below, log_)
     net = build_net(config, len(item_ids), item_encoder, user_encoder,
                     item_encoder.transform(items, item_ids.to_list()), stats)
     net.reset_parameters(torch.Generator().manual_seed(config.seed))
-    prior = objective.prior_bias(log_, len(item_ids), stats["mean"])  # training starts at this baseline
+    recent = newest_rows(ratings, user_idx, config.prior_recent_share)
+    prior = objective.prior_bias(log_, len(item_ids), stats["mean"], recent)  # training starts at this baseline
     net.start_from_prior(torch.as_tensor(prior, dtype=torch.float32))
     net.to(resolve_device(config.device))
     return FittedState(config, item_ids, user_ids, item_encoder.labels(items, item_ids.to_list()), item_encoder,
@@ -104,3 +105,13 @@ def validation_users(state: FittedState, ratings: pd.DataFrame) -> np.ndarray:
     else:
         order = np.random.default_rng(state.config.seed).permutation(eligible)
     return np.sort(order[:n])
+
+
+def newest_rows(ratings: pd.DataFrame, users: np.ndarray, share: float) -> np.ndarray:
+    """(nnz,) in the log's row order, True for the rows among the newest `share` of `ratings` by timestamp (every
+    row without timestamps). `users` are the rows' user indices."""
+    if "timestamp" not in ratings or share >= 1.0:
+        return np.ones(len(ratings), dtype=bool)
+    times = ratings["timestamp"].to_numpy(np.float64)
+    recent = times >= np.quantile(times, 1.0 - share)  # (nnz,) in input order
+    return recent[UserLog.row_order(users, times)]

@@ -94,8 +94,9 @@ class Objective:
         """(B,) each user's loss on its query (the meta-objective)."""
         raise NotImplementedError
 
-    def prior_bias(self, log: UserLog, n_items: int, mean_rating: float) -> np.ndarray:
-        """(I,) the item bias of the baseline the model starts from."""
+    def prior_bias(self, log: UserLog, n_items: int, mean_rating: float, recent: np.ndarray) -> np.ndarray:
+        """(I,) the item bias of the baseline the model starts from; `recent` (nnz,) marks the log rows of the
+        newest part of the log (every row without timestamps)."""
         raise NotImplementedError
 
     def to_dict(self) -> dict:
@@ -149,9 +150,9 @@ class Implicit(Objective):
         disliked_loss = disliked_loss * (~own).any(1, keepdim=True)  # (B, S)
         return masked_mean(torch.where(liked, liked_loss, disliked_loss), target.mask)
 
-    def prior_bias(self, log: UserLog, n_items: int, mean_rating: float) -> np.ndarray:
-        """Centred log(1 + number of interactions)."""
-        log_pop = np.log1p(np.bincount(log.items, minlength=n_items).astype(np.float64))
+    def prior_bias(self, log: UserLog, n_items: int, mean_rating: float, recent: np.ndarray) -> np.ndarray:
+        """Centred log(1 + number of interactions in the newest part of the log): what is popular now."""
+        log_pop = np.log1p(np.bincount(log.items[recent], minlength=n_items).astype(np.float64))
         return log_pop - log_pop.mean()
 
     def to_dict(self) -> dict:
@@ -171,8 +172,8 @@ class Rating(Objective):
 
     query_loss = support_loss
 
-    def prior_bias(self, log: UserLog, n_items: int, mean_rating: float) -> np.ndarray:
-        """The item's mean rating offset, shrunk towards 0 by PRIOR_SHRINKAGE pseudo-ratings."""
+    def prior_bias(self, log: UserLog, n_items: int, mean_rating: float, recent: np.ndarray) -> np.ndarray:
+        """The item's mean rating offset over the whole log, shrunk towards 0 by PRIOR_SHRINKAGE pseudo-ratings."""
         counts = np.bincount(log.items, minlength=n_items).astype(np.float64)
         sums = np.bincount(log.items, weights=log.ratings - mean_rating, minlength=n_items)
         return sums / (counts + PRIOR_SHRINKAGE)

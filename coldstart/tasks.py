@@ -29,11 +29,16 @@ class UserLog:
     def from_arrays(cls, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int,
                     times: np.ndarray | None = None) -> UserLog:
         """Group interactions by user index; within a user, order by time (else by input order)."""
-        keys = (np.arange(len(users)),) if times is None else (np.arange(len(users)), times)
-        order = np.lexsort((*keys, users))
+        order = cls.row_order(users, times)
         counts = np.bincount(users, minlength=n_users)
         indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         return cls(indptr, items[order].astype(np.int64), ratings[order].astype(np.float32))
+
+    @staticmethod
+    def row_order(users: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
+        """(nnz,) the input rows in the log's order: by user, then time, then input order."""
+        keys = (np.arange(len(users)),) if times is None else (np.arange(len(users)), times)
+        return np.lexsort((*keys, users))
 
     @property
     def n_users(self) -> int:

@@ -289,3 +289,19 @@ def test_batch_of_ragged_supports_equals_each_user_alone_and_respects_k_and_excl
     np.testing.assert_allclose(together, alone)
     scores = dict(zip(zip(everything["user_id"], everything["item_id"]), everything["score"]))
     np.testing.assert_allclose(together, [scores[p] for p in zip(pairs["user_id"], pairs["item_id"])], rtol=1e-6)
+
+
+def test_recent_popularity_counts_only_the_newest_share_of_the_log():
+    """Item "old" was popular long ago, "new" lately: popularity_recent puts "new" first, popularity "old"."""
+    ratings = pd.DataFrame({"user_id": [f"u{i}" for i in range(10)],
+                            "item_id": ["old"] * 6 + ["new"] * 3 + ["other"],
+                            "rating": 5.0, "timestamp": [1, 2, 3, 4, 5, 6, 8, 9, 10, 7]})
+    recent = Popularity(recent_share=0.4).fit(ratings)  # the newest 4 rows: new, new, new, other
+    assert recent.name == "popularity_recent" and Popularity().fit(ratings).name == "popularity"
+    support = pd.DataFrame({"user_id": ["x"], "item_id": ["zzz"], "rating": [5.0]})
+    assert recent.recommend(support, k=3, exclude_seen=False)["item_id"].tolist()[:2] == ["new", "other"]
+    assert Popularity().fit(ratings).recommend(support, k=1)["item_id"].tolist() == ["old"]
+    untimed = Popularity(recent_share=0.4).fit(ratings.drop(columns="timestamp"))  # no timestamps: the whole log
+    assert untimed.recommend(support, k=1)["item_id"].tolist() == ["old"]
+    with pytest.raises(ValueError, match="recent_share"):
+        Popularity(recent_share=0.0).fit(ratings)

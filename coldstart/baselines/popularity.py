@@ -23,14 +23,19 @@ class Popularity(_Baseline):
 
     Args:
         min_rating: count only ratings >= this ("popularity_liked": the items people liked, not merely rated).
+        recent_share: count only the newest share of the log by timestamp ("popularity_recent": what is popular
+            now; the whole log when it has no timestamps).
     """
 
     name = "popularity"
     rating_predictor = False
 
-    def __init__(self, min_rating: float | None = None):
+    def __init__(self, min_rating: float | None = None, recent_share: float = 1.0):
         self.min_rating = min_rating
-        if min_rating is not None:
+        self.recent_share = recent_share
+        if recent_share < 1.0:
+            self.name = "popularity_recent"
+        elif min_rating is not None:
             self.name = "popularity_liked"
 
     def fit(self, ratings: pd.DataFrame | Dataset, items: pd.DataFrame | None = None,
@@ -42,7 +47,12 @@ class Popularity(_Baseline):
             items: optional item table; its items join the catalogue with a count of 0.
             users: ignored.
         """
+        if not 0 < self.recent_share <= 1:
+            raise ValueError(f"Popularity.recent_share must be in (0, 1], found {self.recent_share!r}")
         ratings, self.items_ = _training_log(ratings, items)
+        if self.recent_share < 1.0 and "timestamp" in ratings:
+            times = ratings["timestamp"].to_numpy(np.float64)
+            ratings = ratings[times >= np.quantile(times, 1.0 - self.recent_share)]
         if self.min_rating is not None:
             ratings = ratings[ratings["rating"] >= self.min_rating]
         self.counts_ = _item_counts(ratings, self.items_)  # (I,)
