@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs both benchmarks on a CUDA machine and writes their output into $OUT/ (one .txt per run, plus nvidia-smi.txt
-# and summary.txt: 6 files). Run from anywhere:  OUT=/some/folder bash benchmarks/run_gpu.sh
+# and summary.txt: 7 files). Run from anywhere:  OUT=/some/folder bash benchmarks/run_gpu.sh
 #
 # Every run has its own time limit and all of them share BUDGET_S (default 450 s), so the whole script ends within
 # about 7.5 minutes; a run that hits its limit keeps the output it printed so far, is marked in summary.txt, and the
@@ -75,6 +75,7 @@ run_step recommend_synthetic 140 benchmarks/bench_recommend.py --device "$DEVICE
   --synthetic-users "$SYN_USERS" --synthetic-items "$SYN_ITEMS" --users "$SYN_NEW" --epochs 1 --repeats 3
 run_step fit_synthetic 150 benchmarks/bench_fit.py --device "$DEVICE" --synthetic \
   --synthetic-users "$SYN_USERS" --synthetic-items "$SYN_ITEMS" --epochs 1
+run_step catalogue_30k 90 benchmarks/bench_catalogue.py --items 30000 --users 1000,10000
 
 if [[ -z "$failed" ]]; then verdict="all runs ok"; else verdict="problems:$failed"; fi
 echo "total ${SECONDS} s; $verdict" | tee -a "$SUMMARY"
