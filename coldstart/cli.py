@@ -196,8 +196,10 @@ def evaluate(
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
                                item_col=item_col, rating_col=rating_col, time_col=time_col)
         learner_list = _name_list(learners, "--learners") if learners else None
+        for name in learner_list or []:  # every name checked before any fit
+            cfg.replace(learner=name)
         if learner_list:
-            cfg = [cfg.replace(learner=name) for name in reversed(learner_list)][-1]  # each checked before any fit
+            cfg = cfg.replace(learner=learner_list[0])
         with _progress(quiet) as on_step:
             report = run_seeds(dataset, cfg, protocol, seed_list,
                                lambda c: default_systems(c, on_step, learners=learner_list),

@@ -40,18 +40,25 @@ def check_frame(df: pd.DataFrame, what: str, need_rating: bool = True) -> pd.Dat
     return out.reset_index(drop=True)
 
 
-def parse_support(support: pd.DataFrame, items: IdMap, extra_users: list[str] | None = None
-                  ) -> tuple[list[str], TaskBatch]:
-    """Support rows -> (user ids in order of first appearance, then `extra_users`; one padded batch of supports).
+def support_rows(support: pd.DataFrame, items: IdMap, extra_users: list[str] | None = None
+                 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Support rows under the policies above -> (user ids in order of first appearance, then the `extra_users` not
+    among them; and, per kept row, its user's position in that list, its item index and its rating (float64)).
 
     A user's repeated item keeps its last row; rows naming unknown items are dropped with a warning that counts
-    them (their user still gets a row, with whatever support is left)."""
+    them (their user still keeps its place, with whatever support is left)."""
     support = check_frame(support, "support").drop_duplicates(["user_id", "item_id"], keep="last")
     user_ids = list(dict.fromkeys(support["user_id"].tolist() + (extra_users or [])))
-    seg = IdMap(user_ids).index(support["user_id"])
+    rows = IdMap(user_ids).index(support["user_id"])
     item_idx = items.index(support["item_id"])
     known = item_idx >= 0
     if not known.all():
         log.warning("dropped %d support row(s) whose item the model does not know", int((~known).sum()))
-    ratings = support["rating"].to_numpy(np.float32)
-    return user_ids, support_batch(item_idx[known], ratings[known], seg[known], len(user_ids))
+    return user_ids, rows[known], item_idx[known], support["rating"].to_numpy(np.float64)[known]
+
+
+def parse_support(support: pd.DataFrame, items: IdMap, extra_users: list[str] | None = None
+                  ) -> tuple[list[str], TaskBatch]:
+    """Support rows -> (user ids, see `support_rows`; one padded batch of their supports)."""
+    user_ids, rows, item_idx, ratings = support_rows(support, items, extra_users)
+    return user_ids, support_batch(item_idx, ratings.astype(np.float32), rows, len(user_ids))

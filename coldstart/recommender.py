@@ -123,8 +123,7 @@ class ColdStartRecommender:
         """
         state = self._fitted()
         pairs = check_frame(pairs, "pairs", need_rating=False)
-        extra = pairs["user_id"][~pairs["user_id"].isin(check_frame(support, "support")["user_id"])].unique()
-        user_ids, batch = parse_support(support, state.items, extra_users=list(extra))
+        user_ids, batch = parse_support(support, state.items, extra_users=list(pairs["user_id"].unique()))
         p_user, p_item = IdMap(user_ids).index(pairs["user_id"]), state.items.index(pairs["item_id"])  # (P,)
         out = np.full(len(pairs), np.nan)
         for rows, params, proj in self._adapted(user_ids, batch, self._new_user_feats(users, user_ids)):
@@ -161,7 +160,8 @@ class ColdStartRecommender:
                  ) -> Iterator[tuple[np.ndarray, Params, torch.Tensor]]:
         """Yields (user rows, their adapted parameters, the catalogue's (I, H) projection), eval_batch_size users
         at a time, each user adapted on its own support against its own negatives."""
-        state, cfg = self._fitted(), self.state_.config
+        state = self._fitted()
+        cfg = state.config
         net, learner, device = state.net, state.learner, state.net.item_bias.device
         with torch.no_grad():
             item_vecs = net.item_vectors()  # (I, Di)

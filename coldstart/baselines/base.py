@@ -13,7 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..data import Dataset
-from ..frames import check_frame as _check_frame
+from ..frames import check_frame as _check_frame, support_rows
 from ..ids import IdMap
 from ..recommender import NotFittedError
 
@@ -131,17 +131,10 @@ def _support_matrix(support: pd.DataFrame, items: IdMap, extra_users: pd.Series 
     """Support rows -> (user ids in order of first appearance, (B, I) CSR of ratings, explicit zeros kept).
 
     `extra_users` are appended (with empty rows) when not in `support`. Rows naming unknown items are dropped with
-    a warning that counts them; a repeated (user, item) keeps its last rating.
+    a warning that counts them; a repeated (user, item) keeps its last rating (`frames.support_rows`).
     """
-    support = _check_frame(support, "support").drop_duplicates(["user_id", "item_id"], keep="last")
-    extra = [] if extra_users is None else extra_users.tolist()
-    user_ids = list(dict.fromkeys(support["user_id"].tolist() + extra))
-    rows = IdMap(user_ids).index(support["user_id"])
-    cols = items.index(support["item_id"])
-    known = cols >= 0
-    if not known.all():
-        log.warning("dropped %d support row(s) whose item the model does not know", int((~known).sum()))
-    rows, cols, ratings = rows[known], cols[known], support["rating"].to_numpy(np.float64)[known]
+    extra = None if extra_users is None else extra_users.tolist()
+    user_ids, rows, cols, ratings = support_rows(support, items, extra)
     order = np.lexsort((cols, rows))
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(user_ids)))])
     return user_ids, sp.csr_matrix((ratings[order], cols[order], indptr), shape=(len(user_ids), len(items)))
