@@ -6,24 +6,21 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import pandas as pd
 import typer
 
-from .config import Config, ConfigError
-from .data import DataError, load_features, load_ratings
-from .evaluation import Protocol, default_systems, format_table, run_seeds, write_report
-from .formats import load_dataset
-from .train import StepReport
-from .files import atomic_file
-from .persist import ModelFormatError, read_metadata
-from .recommender import ColdStartRecommender, NotFittedError
+if TYPE_CHECKING:  # the heavy modules (torch, pandas) are imported inside the commands: `--help` is instant
+    import pandas as pd
+
+    from .recommender import ColdStartRecommender
+    from .train import StepReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Meta-learned recommendations for users with a handful of ratings.")
-BAD_INPUT = (DataError, ConfigError, ModelFormatError, NotFittedError, ValueError, KeyError, FileNotFoundError)
+PROGRESS_EVERY_S = 30.0  # without a terminal: a progress line per epoch, and at least this often within one
 FORMATS = ("table", "csv", "json", "parquet")
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "ml-latest-small"  # in a checkout; see _bundled
 
@@ -55,9 +52,24 @@ def main() -> None:
     app()
 
 
+class UsageError(ValueError):
+    """An option's value has the wrong form (exit code 2, as for typer's own usage errors)."""
+
+
+def bad_input() -> tuple[type[BaseException], ...]:
+    """What a command turns into a one-line error: bad input exits 1, bad usage 2 (see `handled`)."""
+    from .recommender import NotFittedError
+    return (UsageError, ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, NotFittedError)
+
+
 def fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def handled(exc: BaseException) -> None:
+    """Report a caught bad-input exception and exit: 2 for usage errors, 1 for the rest."""
+    fail(_message(exc), code=2 if isinstance(exc, UsageError) else 1)
 
 
 def setup(quiet: bool, threads: int | None = None) -> None:
@@ -81,22 +93,65 @@ def fit(
         help="Hold out this share of the training users (the newest) and keep the epoch they score best.")] = None,
     device: Device = None, seed: Seed = None, config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
-    time_col: TimeCol = "timestamp", threads: Threads = None, quiet: Quiet = False,
+    time_col: TimeCol = "timestamp",
+    user_history: Annotated[bool, typer.Option("--user-history/--no-user-history", help="Keep the training users' "
+                                               "rating histories in the model (needed by `recommend --user`).")
+                            ] = True,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Write a checkpoint beside --out every N epochs "
+                                                  "(OUT.checkpoint.safetensors; removed once the model is saved).")
+                                ] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint beside --out, if there is "
+                                         "one (same data and settings); the result equals an uninterrupted fit.")
+                      ] = False,
+    nproc: Annotated[int, typer.Option(min=1, help="Training processes (torch.distributed; gloo on CPU, NCCL on "
+                                       "GPU): each adapts a share of every meta-batch. Same as `torchrun "
+                                       "--nproc_per_node=N -m coldstart fit ...`.")] = 1,
+    threads: Threads = None, quiet: Quiet = False,
 ) -> None:
     """Meta-train a model on RATINGS and write it to --out."""
+    if nproc > 1:
+        raise typer.Exit(_relaunch(nproc))
     setup(quiet, threads or 1)
+    from .checkpoint import checkpoint_path
+    from .distributed import init_from_env, is_main_process
+    from .formats import load_dataset
+    from .persist import check_target
+    from .recommender import ColdStartRecommender
+    from .train import TrainingDiverged
+
+    ckpt = checkpoint_path(out)
     try:
+        check_target(out)
         cfg = _config(config, objective=objective, epochs=epochs, inner_steps=inner_steps, learner=learner,
                       validation_fraction=validation_fraction, device=device, seed=seed)
+        shard = init_from_env(cfg.device)
+        quiet = quiet or (shard is not None and shard.rank > 0)  # one process speaks
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
                                item_col=item_col, rating_col=rating_col, time_col=time_col)
         _note(quiet, f"fitting on {dataset.name}: {len(dataset.ratings):,} ratings, "
                      f"{dataset.ratings['user_id'].nunique():,} users, {dataset.ratings['item_id'].nunique():,} items")
+        if ckpt.exists() and not resume:
+            _note(quiet, f"note: {ckpt} (an earlier, unfinished fit) will be overwritten; --resume continues it")
+        rec, diverged = ColdStartRecommender(cfg), None
         with _progress(quiet) as on_step:
-            rec = ColdStartRecommender(cfg).fit(dataset, on_step=on_step)
-        rec.save(out)
-    except BAD_INPUT as exc:
-        fail(_message(exc))
+            try:
+                rec.fit(dataset, on_step=on_step, checkpoint=ckpt, checkpoint_every=checkpoint_every, resume=resume)
+            except TrainingDiverged as exc:
+                diverged = exc
+        if not is_main_process():
+            _leave_process_group()
+        rec.save(out, user_history=user_history)
+        ckpt.unlink(missing_ok=True)
+    except bad_input() as exc:
+        handled(exc)
+    if shard is not None:
+        _leave_process_group(after=lambda: _fit_notes(quiet, rec, out, diverged))
+    _fit_notes(quiet, rec, out, diverged)
+
+
+def _fit_notes(quiet: bool, rec: ColdStartRecommender, out: Path, diverged: Exception | None) -> None:
+    if diverged is not None:
+        fail(f"{diverged}; saved that model to {out}")
     s = rec.summary_
     _note(quiet, f"saved {out}: {s['tasks']:,} tasks in {s['seconds']:.1f}s ({s['tasks_per_s']:,.0f} tasks/s) "
                  f"on {s['device']}; final query loss {s['epoch_query_loss'][-1]:.4f}")
@@ -104,6 +159,17 @@ def fit(
         kept = s["valid_query_loss"][s["best_epoch"]]
         _note(quiet, f"kept epoch {s['best_epoch']} of {s['epochs']}: held-out query loss {kept:.4f} "
                      f"({s['valid_users']:,} held-out users)")
+
+
+@app.command()
+def upgrade(model: ModelDir = Path("model")) -> None:
+    """Re-save a model directory of an older format (4) in the current one, with checksums."""
+    from .persist import upgrade_model
+    try:
+        upgrade_model(model)
+    except bad_input() as exc:
+        handled(exc)
+    typer.echo(f"upgraded {model}", err=True)
 
 
 @app.command()
@@ -127,6 +193,8 @@ def recommend(
     setup(quiet, threads)
     if sum(x is not None and x != [] for x in (user, ratings, rate)) != 1:
         fail("give exactly one of --user, --ratings or --rate", code=2)
+    from .data import load_features, load_ratings
+    from .recommender import ColdStartRecommender
     try:
         rec = ColdStartRecommender.load(model)
         if user:
@@ -136,10 +204,13 @@ def recommend(
                        load_ratings(ratings, user_col=user_col, item_col=item_col, rating_col=rating_col))
             feats = load_features(users, id_col=user_col, kind="user") if users else None
             recs = rec.recommend(support, k=k, exclude_seen=exclude_seen, users=feats)
+        if recs.empty:
+            raise ValueError("nothing to recommend: every item of the catalogue is excluded (--include-seen keeps "
+                             "the support items)")
         labels = rec.item_label(recs["item_id"].tolist())
         _write(recs, output, fmt, labels=labels, label_name=rec.item_encoder_.label or "label")
-    except BAD_INPUT as exc:
-        fail(_message(exc))
+    except bad_input() as exc:
+        handled(exc)
 
 
 @app.command()
@@ -152,12 +223,14 @@ def predict(
 ) -> None:
     """Predictions for (user, item) pairs, each user adapted on its support ratings."""
     setup(quiet, threads)
+    from .data import load_ratings
+    from .recommender import ColdStartRecommender
     try:
         rec = ColdStartRecommender.load(model)
         preds = rec.predict(load_ratings(ratings), _read_pairs(pairs))
         _write(preds, output, fmt)
-    except BAD_INPUT as exc:
-        fail(_message(exc))
+    except bad_input() as exc:
+        handled(exc)
 
 
 @app.command()
@@ -186,9 +259,11 @@ def evaluate(
 ) -> None:
     """The cold-start protocol: coldstart and the baselines on the same split, one report."""
     setup(quiet, threads or 1)
+    from .evaluation import Protocol, default_systems, format_table, run_seeds, write_report
+    from .formats import load_dataset
     try:
         if seeds is not None and seed is not None:
-            raise ValueError("--seed and --seeds: give one of them")
+            raise UsageError("--seed and --seeds: give one of them")
         cfg = _config(config, objective=objective, epochs=epochs, device=device, seed=seed)
         seed_list = _int_list(seeds, "--seeds", low=0) if seeds is not None else [cfg.seed]
         protocol = Protocol(shots=_int_list(shots, "--shots"), k=k, new_fraction=new_fraction,
@@ -200,29 +275,35 @@ def evaluate(
             cfg.replace(learner=name)
         if learner_list:
             cfg = cfg.replace(learner=learner_list[0])
-        with _progress(quiet) as on_step:
+        with _progress(quiet, per_epoch=False) as on_step:  # many fits: a line every 30 s, and one per system
             report = run_seeds(dataset, cfg, protocol, seed_list,
                                lambda c: default_systems(c, on_step, learners=learner_list),
                                on_progress=lambda m: _note(quiet, m))
         files = write_report(report, output)
-    except BAD_INPUT as exc:
-        fail(_message(exc))
+    except bad_input() as exc:
+        handled(exc)
     typer.echo(format_table(report))
     _note(quiet, "wrote " + ", ".join(str(f) for f in files))
 
 
 @app.command()
 def info(model: ModelDir = Path("model")) -> None:
-    """What a model directory holds: sizes, config, training summary."""
+    """What a model directory holds: sizes, files and their checksums, config, training summary."""
+    from .config import Config
+    from .persist import read_metadata
     try:
         meta = read_metadata(model)
-    except BAD_INPUT as exc:
-        fail(_message(exc))
+    except bad_input() as exc:
+        handled(exc)
     enc = [f"{f['name']} ({f['kind']})" for f in meta["item_encoder"]["fields"]]
     uenc = [f"{f['name']} ({f['kind']})" for f in meta["user_encoder"]["fields"]]
     lines = [f"model            {model}", f"format version   {meta['format_version']} "
              f"(coldstart {meta['coldstart_version']})", f"items            {len(meta['items']):,}",
-             f"users            {len(meta['users']):,}", f"item features    {', '.join(enc) or '-'}",
+             f"users            {meta['training'].get('n_users', 0):,} in training, histories "
+             f"{'kept' if 'user_history' in meta['files'] else 'left out (--no-user-history)'}",
+             *(f"file             {f['name']} ({f['bytes']:,} bytes, sha256 {f['sha256']})"
+               for f in meta["files"].values()),
+             f"item features    {', '.join(enc) or '-'}",
              f"user features    {', '.join(uenc) or '-'}", f"item labels      {meta['item_encoder']['label'] or '-'}",
              f"rating scale     {meta['rating_stats']['min']:g} .. {meta['rating_stats']['max']:g} "
              f"(mean {meta['rating_stats']['mean']:.3f})"]
@@ -237,8 +318,40 @@ def info(model: ModelDir = Path("model")) -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
+def _relaunch(nproc: int) -> int:
+    """Run this same `coldstart fit` command (without --nproc) in `nproc` processes under torchrun; its exit code."""
+    import subprocess
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg == "--nproc" or arg.startswith("--nproc="):
+            skip = arg == "--nproc"
+            continue
+        args.append(arg)
+    return subprocess.call([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                            f"--nproc_per_node={nproc}", "-m", "coldstart", *args])
+
+
+def _leave_process_group(after=None) -> None:
+    """Leave the training process group and end this process at once: torchrun workers sometimes abort in
+    interpreter teardown under load (../shared/ENGINES.md); `after` runs first (rank 0's messages)."""
+    import os
+
+    import torch.distributed as dist
+    code = 0
+    try:
+        if after is not None:
+            after()
+    except typer.Exit as exc:
+        code = exc.exit_code
+    dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _config(path: Path | None, **flags) -> Config:
     """The config file's values (or the defaults), overridden by the command-line flags that were given."""
+    from .config import Config
     cfg = Config.from_toml(path) if path else Config()
     return cfg.replace(**{k: v for k, v in flags.items() if v is not None})
 
@@ -247,18 +360,18 @@ def _int_list(text: str, option: str, low: int | None = None) -> tuple[int, ...]
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"{option}: expected comma-separated integers such as 1,3,5,10, found {text!r}") from None
+        raise UsageError(f"{option}: expected comma-separated integers such as 1,3,5,10, found {text!r}") from None
     if low is not None and min(values) < low:
-        raise ValueError(f"{option}: expected integers >= {low}, found {text!r}")
+        raise UsageError(f"{option}: expected integers >= {low}, found {text!r}")
     if len(set(values)) < len(values):
-        raise ValueError(f"{option}: expected distinct values, found {text!r}")
+        raise UsageError(f"{option}: expected distinct values, found {text!r}")
     return values
 
 
 def _name_list(text: str, option: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     if not names or len(set(names)) < len(names):
-        raise ValueError(f"{option}: expected distinct comma-separated names such as maml,reptile, found {text!r}")
+        raise UsageError(f"{option}: expected distinct comma-separated names such as maml,reptile, found {text!r}")
     return names
 
 
@@ -271,7 +384,7 @@ def _item_split(text: str | None) -> tuple[str, float] | None:
     except ValueError:
         value = None
     if not column or value is None:
-        raise ValueError(f"--item-split: expected COLUMN:CUTOFF such as year:1997, found {text!r}")
+        raise UsageError(f"--item-split: expected COLUMN:CUTOFF such as year:1997, found {text!r}")
     return column, value
 
 
@@ -298,21 +411,25 @@ def _message(exc: BaseException) -> str:
 
 
 class _progress:
-    """A rich progress bar on a terminal (stderr); nothing in pipes or with --quiet."""
+    """Progress of meta-training on stderr: a rich bar on a terminal; without one (batch jobs, `nohup`, `> log`)
+    a plain line after every epoch (`per_epoch`) and at least every PROGRESS_EVERY_S seconds; nothing with --quiet."""
 
-    def __init__(self, quiet: bool):
-        self.enabled = not quiet and sys.stderr.isatty()
+    def __init__(self, quiet: bool, per_epoch: bool = True):
+        self.quiet, self.tty, self.per_epoch = quiet, sys.stderr.isatty(), per_epoch
+        self.bar = None
 
     def __enter__(self):
-        if not self.enabled:
+        if self.quiet:
             return None
+        self.task, self.last = None, time.monotonic()
+        if not self.tty:
+            return self.line
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
         self.bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:,.0f} tasks/s"),
                             TimeRemainingColumn(), console=Console(stderr=True), transient=False)
         self.bar.start()
-        self.task = None
         return self.update
 
     def update(self, r: StepReport) -> None:
@@ -320,29 +437,45 @@ class _progress:
             self.task = self.bar.add_task("fit", total=r.steps_per_epoch * r.epochs, epoch="", loss=0.0, rate=0.0)
         self.bar.update(self.task, advance=1, epoch=f"{r.epoch + 1}/{r.epochs}", loss=r.loss, rate=r.tasks_per_s)
 
+    def line(self, r: StepReport) -> None:
+        now, end = time.monotonic(), r.step + 1 == r.steps_per_epoch
+        if (end and self.per_epoch) or now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            where = "done" if end else f"step {r.step + 1:,}/{r.steps_per_epoch:,}"
+            typer.echo(f"epoch {r.epoch + 1}/{r.epochs} {where}: loss {r.loss:.4f}, {r.tasks_per_s:,.0f} tasks/s",
+                       err=True)
+
     def __exit__(self, *exc) -> None:
-        if self.enabled:
+        if self.bar is not None:
             self.bar.stop()
 
 
 def _parse_rates(rec: ColdStartRecommender, rates: list[str]) -> pd.DataFrame:
     """`ITEM=RATING` pairs of one ad-hoc user; ITEM is an id, or an exact / unambiguous title."""
+    import math
+
+    import pandas as pd
     rows = []
     for text in rates:
         item, sep, value = text.rpartition("=")
         if not sep or not item:
-            raise ValueError(f"--rate {text!r}: expected ITEM=RATING, e.g. --rate 50=5")
+            raise UsageError(f"--rate {text!r}: expected ITEM=RATING, e.g. --rate 50=5")
         try:
             rating = float(value)
         except ValueError:
-            raise ValueError(f"--rate {text!r}: expected a number after '=', found {value!r}") from None
+            raise UsageError(f"--rate {text!r}: expected a number after '=', found {value!r}") from None
+        if not math.isfinite(rating):
+            raise UsageError(f"--rate {text!r}: expected a finite rating, found {value!r}")
         rows.append({"user_id": "new-user", "item_id": _resolve_item(rec, item.strip()), "rating": rating})
     return pd.DataFrame(rows)
 
 
 def _resolve_item(rec: ColdStartRecommender, item: str) -> str:
-    if item in rec.items_ or rec.item_labels_ is None:
+    import pandas as pd
+    if item in rec.items_:
         return item
+    if rec.item_labels_ is None:
+        raise ValueError(f"--rate: the model knows no item {item!r} (it has ids only, no titles)")
     labels = pd.Series(rec.item_labels_)
     exact = labels.index[labels == item]
     found = exact if len(exact) else labels.index[labels.str.contains(item, case=False, regex=False)]
@@ -355,6 +488,7 @@ def _resolve_item(rec: ColdStartRecommender, item: str) -> str:
 
 
 def _read_pairs(path: Path) -> pd.DataFrame:
+    from .data import load_ratings
     pairs = load_ratings(path)
     return pairs[["user_id", "item_id"]]
 
@@ -372,6 +506,7 @@ def _write(df: pd.DataFrame, output: Path | None, fmt: str | None, labels: list[
         return
     fmt = fmt or {".json": "json", ".parquet": "parquet", ".pq": "parquet", ".txt": "table"}.get(
         output.suffix.lower(), "csv")
+    from .files import atomic_file
     if fmt == "parquet":
         atomic_file(output, lambda tmp: df.to_parquet(tmp, index=False))
     else:
@@ -379,6 +514,7 @@ def _write(df: pd.DataFrame, output: Path | None, fmt: str | None, labels: list[
 
 
 def _render(df: pd.DataFrame, fmt: str, labels: list[str] | None, label_name: str) -> str:
+    import pandas as pd
     if fmt == "csv":
         return df.to_csv(index=False)
     if fmt == "json":

@@ -3,8 +3,10 @@
 Generic readers for CSV/TSV/Parquet and RecBole atomic files, compressed (`.gz`/`.zip`/...) or on stdin, plus the
 validation every layout shares. Known dataset layouts (MovieLens, RecBole folders, Last.fm) live in `formats.py`.
 
-Every reader returns DataFrames whose ids are strings (`"007"` stays `"007"`) and reports bad input as a
-`DataError` naming the file, the line (the header is line 1) or column, what was expected and what was found.
+Every reader returns DataFrames whose ids are strings (`"007"` stays `"007"`; a column of whole floats,
+`1.0`, reads `1`: `id_text`) and reports bad input as a `DataError` naming the file, the line (the header is
+line 1) or column, what was expected and what was found. The value converters here (`id_text`, `to_float`,
+`to_seconds`, `out_of_scale`) serve `frames.py` too, so files and API frames follow one policy.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import contextlib
 import csv
 import io
 import logging
+import re
 import sys
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -31,6 +34,10 @@ _SEPARATORS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 RECBOLE = {".inter", ".item", ".user"}  # suffixes of RecBole atomic files
 # Missing-value tokens of feature/extra columns; in id/rating/time columns only the empty field is missing.
 _NA_TOKENS = ["", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "null", "NULL", "None", "<NA>", "#N/A"]
+_INTEGRAL_TEXT = re.compile(r"-?\d+\.0+")  # how a float column writes a whole number: `1.0`, `-3.00`
+SCALE_TOLERANCE = 0.25  # a rating further outside [min, max] than this share of max - min is out of scale
+GRID_MAX_VALUES = 20  # explicit ratings taking at most this many distinct values lie on a grid (stars)
+STRAY_MAX_SHARE = 0.005  # out-of-scale ratings rarer than this share of the rows (at an end) are strays
 
 
 class DataError(ValueError):
@@ -75,8 +82,15 @@ class _Source(NamedTuple):
 
     def fail(self, label: int | None, column: str, expected: str, found: object) -> DataError:
         where = f", {self.unit} {self.first + label}" if label is not None else ""
-        shown = "an empty value" if pd.isna(found) else repr(found)
+        shown = "an empty value" if pd.api.types.is_scalar(found) and pd.isna(found) else plain(found)
         return DataError(f"{self.name}{where}, column {column!r}: expected {expected}, found {shown}")
+
+
+def plain(value: object, limit: int = 60) -> str:
+    """A value as Python writes it, for messages (`'abc'`, `nan`, `inf`, never `np.float64(inf)`), cut to
+    `limit` characters."""
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------- reading raw tables
@@ -90,17 +104,23 @@ def _read_csv(src: Path | io.IOBase, name: str, *, sep: str, text_cols: Iterable
     text_cols = set(text_cols)
     na = {c: [""] if c in text_cols else _NA_TOKENS for c in header}
     with _wrap_errors(name, sep):
-        return pd.read_csv(src, dtype={c: str for c in header if c in text_cols}, keep_default_na=False,
-                           na_values=na, skip_blank_lines=False, **opts)
+        frame = pd.read_csv(src, dtype={c: str for c in header if c in text_cols}, keep_default_na=False,
+                            na_values=na, skip_blank_lines=False, **opts)
+    if not frame.index.equals(pd.RangeIndex(len(frame))):  # pandas took the first field(s) for row labels
+        raise DataError(f"{name}, line {1 if names else 2}: expected {len(header)} fields, as in the "
+                        f"{'layout' if names else 'header'}, found more (a separator at the end of a line?)")
+    return frame
 
 
 def read_header(src: Path | io.IOBase, name: str, *, sep: str, quoting: int = csv.QUOTE_MINIMAL,
                 ) -> list[str]:
     """The column names of delimited text (rewinding a buffer afterwards)."""
     with _wrap_errors(name, sep):
-        columns = list(pd.read_csv(src, sep=sep, quoting=quoting, nrows=0).columns)
+        columns = list(pd.read_csv(src, sep=sep, quoting=quoting, nrows=0, skip_blank_lines=False).columns)
     if hasattr(src, "seek"):
         src.seek(0)
+    if not columns:
+        raise DataError(f"{name}, line 1: expected a header naming the columns, found a blank line")
     return columns
 
 
@@ -113,7 +133,7 @@ def _wrap_errors(name: str, sep: str) -> Iterator[None]:
         raise DataError(f"{name}: expected a header and rows, found an empty file") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{name}: expected UTF-8 text, found undecodable bytes ({exc.reason})") from exc
-    except (pd.errors.ParserError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (pd.errors.ParserError, csv.Error, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         kind = "tab" if sep == "\t" else repr(sep)
         raise DataError(f"{name}: expected {kind}-separated text, found a parse error: {exc}") from exc
 
@@ -139,6 +159,10 @@ def _read_recbole(path: Path, text_cols: Iterable[str], name: str) -> tuple[pd.D
     src = _Source(name)
     typed = read_header(path, src.name, sep="\t", quoting=csv.QUOTE_NONE)
     names = [c.partition(":")[0] for c in typed]
+    repeated = [n for n in names if names.count(n) > 1]
+    if repeated:
+        raise DataError(f"{src.name}: expected each column once, found {repeated[0]!r} more than once "
+                        f"(header {', '.join(typed)})")
     types = dict(zip(names, (c.partition(":")[2] for c in typed), strict=True))
     text = [t for t, n in zip(typed, names, strict=True) if n in text_cols or types[n] != "float"]
     raw = _read_csv(path, src.name, sep="\t", text_cols=text, quoting=csv.QUOTE_NONE)
@@ -149,7 +173,7 @@ def _read_recbole(path: Path, text_cols: Iterable[str], name: str) -> tuple[pd.D
         if kind == "token_seq":
             raw[col] = _token_seq(raw[col])
         elif kind == "float":
-            raw[col] = _numbers(raw[col], src, col, required=False)
+            raw[col] = _numbers(raw[col], src, col, "a number", required=False)
     return raw, src
 
 
@@ -216,23 +240,79 @@ def _nonblank(raw: pd.DataFrame, src: _Source) -> pd.DataFrame:
 
 
 def _ids(values: pd.Series, src: _Source, column: str) -> pd.Series:
-    """Ids as strings; integral numbers (Parquet) become their decimal text; a missing id is an error."""
+    """Ids as strings (see `id_text`); a missing id is an error."""
     _fail_first(values.isna().to_numpy(), values, src, column, "a non-empty id")
+    return id_text(values)
+
+
+def id_text(values: pd.Series) -> pd.Series:
+    """Ids (none missing) as strings. A column of whole numbers stored as floats, in Parquet or as the text a
+    float column writes (every value like `1.0`), becomes their integer text `1`; the rest keep their text."""
     if pd.api.types.is_float_dtype(values) and (values % 1 == 0).all():
-        values = values.astype("int64")
-    return values.astype(str)
+        small = (values.abs() < 2.0**63).all()  # else int64 would wrap: 1e20 must read 100000000000000000000
+        text = values.astype("int64").astype(str) if small else values.map(lambda v: str(int(v)))
+        return text.astype(object)
+    text = values.astype(str).astype(object)
+    if len(text) and _INTEGRAL_TEXT.fullmatch(text.iloc[0]) and text.str.fullmatch(_INTEGRAL_TEXT).all():
+        return text.map(lambda t: str(int(t.partition(".")[0]))).astype(object)
+    return text
 
 
-def _to_float(values: pd.Series) -> pd.Series:
-    """float64 values; NaN where missing or unparsable."""
-    parsed = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
-    return pd.Series(parsed.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
+def to_float(values: pd.Series) -> pd.Series:
+    """float64 values; NaN where missing or not a real number (text that is no number, a date, a list...)."""
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
+        return pd.Series(np.nan, index=values.index)
+    array = _numbers_of(values).to_numpy(na_value=np.nan)
+    if np.iscomplexobj(array):
+        array = np.where(array.imag == 0, array.real, np.nan)
+    return pd.Series(array.astype("float64"), index=values.index)
 
 
-def _numbers(values: pd.Series, src: _Source, column: str, expected: str = "a number",
+def _numbers_of(values: pd.Series) -> pd.Series:
+    """`pd.to_numeric(errors="coerce")`, one value at a time where it fails: on an integer too large for a
+    float it raises, and among complex numbers it turns text and NaT into garbage numbers."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    if values.dtype == object and values.map(lambda v: isinstance(v, complex | np.complexfloating)).any():
+        return values.map(_float_or_nan)
+    try:
+        return pd.to_numeric(values, errors="coerce")
+    except (TypeError, ValueError, OverflowError):
+        return values.map(_float_or_nan)
+
+
+def _float_or_nan(value: object) -> float:
+    if isinstance(value, complex | np.complexfloating):
+        return float(value.real) if value.imag == 0 else np.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return np.nan
+
+
+def to_seconds(values: pd.Series) -> pd.Series:
+    """Seconds since the epoch (float64) from numbers, datetimes or ISO 8601 text (naive ones read as UTC);
+    NaN where missing or unparsable."""
+    if pd.api.types.is_datetime64_any_dtype(values):  # Parquet timestamps
+        return _since_epoch(values)
+    numbers = to_float(values)
+    dates = (numbers.isna() & values.notna()).to_numpy()
+    if dates.any():
+        text = values[dates].astype(str)
+        stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+        numbers[dates] = _since_epoch(stamps).to_numpy()
+    return numbers
+
+
+def _since_epoch(stamps: pd.Series) -> pd.Series:
+    stamps = pd.to_datetime(stamps, utc=True)  # in their own unit: year 2263 overflows nanoseconds
+    return (stamps - pd.Timestamp(0, tz="UTC").as_unit(stamps.dt.unit)).dt.total_seconds().astype("float64")
+
+
+def _numbers(values: pd.Series, src: _Source, column: str, expected: str = "a finite number",
              required: bool = True) -> pd.Series:
     """Parse numbers as float64; unparsable (and, when required, missing or infinite) values are errors."""
-    parsed = _to_float(values)
+    parsed = to_float(values)
     bad = ~np.isfinite(parsed.to_numpy()) if required else (parsed.isna() & values.notna()).to_numpy()
     _fail_first(bad, values, src, column, expected)
     return parsed
@@ -246,17 +326,36 @@ def _fail_first(bad: np.ndarray, values: pd.Series, src: _Source, column: str, e
 
 
 def _seconds(values: pd.Series, src: _Source, column: str) -> pd.Series:
-    """Seconds since the epoch from numbers or ISO 8601 date/times (naive ones read as UTC)."""
+    """Seconds since the epoch (see `to_seconds`); a missing, unparsable or infinite time is an error."""
+    numbers = to_seconds(values)
     expected = "seconds since the epoch or an ISO 8601 date/time"
-    if pd.api.types.is_datetime64_any_dtype(values):  # Parquet timestamps
-        return (pd.to_datetime(values, utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    numbers = _to_float(values)
-    dates = values[numbers.isna() & values.notna()]
-    if len(dates):
-        stamps = pd.to_datetime(dates, format="ISO8601", utc=True, errors="coerce")
-        numbers.loc[dates.index] = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     _fail_first(~np.isfinite(numbers.to_numpy()), values, src, column, expected)
     return numbers
+
+
+def out_of_scale(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """(n,) True where a value lies further outside [low, high] than SCALE_TOLERANCE of high - low."""
+    slack = SCALE_TOLERANCE * (high - low)
+    return (values < low - slack) | (values > high + slack)
+
+
+def _warn_strays(ratings: pd.Series, src: _Source) -> None:
+    """Warn about a few ratings far outside the scale of the rest (100 and -3 among a million 1-5 stars).
+
+    The scale [low, high] of the rest runs from the STRAY_MAX_SHARE to the 1 - STRAY_MAX_SHARE quantile, so
+    fewer than that share of the rows at either end can lie out of it (`out_of_scale`). When some do, and the
+    ratings in scale take at most GRID_MAX_VALUES values (stars, not play counts or other open scales), they
+    are named. They are kept: a warning, not an error.
+    """
+    values = ratings.to_numpy()
+    low, high = np.quantile(values, [STRAY_MAX_SHARE, 1 - STRAY_MAX_SHARE], method="inverted_cdf")
+    stray = out_of_scale(values, low, high)
+    if not stray.any() or high <= low or len(np.unique(values[~stray])) > GRID_MAX_VALUES:
+        return
+    rows = [f"{src.unit} {src.first + label}: {value:g}" for label, value in ratings[stray].head(5).items()]
+    shown = ", ".join(rows) + (", ..." if stray.sum() > 5 else "")
+    logger.warning("%s: %d of %d ratings lie far outside the scale %g to %g of the rest (%s); they are kept, "
+                   "but check the file", src.name, stray.sum(), len(values), low, high, shown)
 
 
 def _drop_duplicates(ratings: pd.DataFrame, src: _Source) -> tuple[pd.DataFrame, int]:
@@ -288,6 +387,8 @@ def standardize_ratings(raw: pd.DataFrame, src: _Source, cols: Columns) -> pd.Da
     extras = [c for c in raw.columns if c not in cols and c not in RATING_COLUMNS]
     out = pd.concat([out, raw[extras]], axis=1)
     out, dropped = _drop_duplicates(out, src)
+    if not implicit:
+        _warn_strays(out[RATING], src)
     out = out.reset_index(drop=True)
     out.attrs.update(implicit=implicit, duplicates_dropped=dropped)
     return out
@@ -328,10 +429,12 @@ def load_ratings(path: str | Path, *, user_col: str = USER, item_col: str = ITEM
     Returns:
         Columns `user_id`, `item_id` (str), `rating` (float64), `timestamp` (float64 seconds, when present),
         then the other columns unchanged; `attrs["implicit"]` and `attrs["duplicates_dropped"]` say how
-        the file was read.
+        the file was read. Dropped duplicates and a few ratings far off the scale of the rest (`_warn_strays`)
+        are logged as warnings.
 
     Raises:
-        DataError: the file is missing, empty, lacks an id column or holds an empty id or a bad rating/time.
+        DataError: the file is missing, empty, lacks an id column, has a row wider than its header, or holds
+            an empty id or a missing, unparsable or infinite rating/time.
     """
     cols = Columns(user_col, item_col, rating_col, time_col)
     raw, src = read_any(path, text_cols=cols, name=name)

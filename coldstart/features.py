@@ -3,8 +3,9 @@
 Kinds:
     categorical  one token per row (text, or an integer code with few distinct values)
     multi        `|`-separated tokens per row (`Action|Comedy`), pooled by their mean embedding
-    numeric      standardised numbers
-    label        nearly unique per row (a title): not a feature, shown in human-readable output
+    numeric      standardised numbers (missing, infinite: the mean; clipped at NUMERIC_CLIP deviations)
+    label        nearly unique per row (a title), and so are its `|`-separated tokens (a few artists called
+                 `A|B` among thousands): not a feature, shown in human-readable output
 
 Token ids: 0 is padding (no value), 1 is out-of-vocabulary, 2.. the values seen at fit time.
 """
@@ -17,11 +18,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .data import to_float
+
 PAD, OOV = 0, 1
 MAX_INT_CATEGORIES = 32  # an integer column with at most this many distinct values is categorical (codes)
 LABEL_UNIQUE_RATIO = 0.5  # a text column with more distinct values than this fraction of rows is a label
 MIN_TOKEN_COUNT = 2  # values seen fewer times map to OOV (keeps OOV trained, vocabularies small)
 LABEL_NAMES = ("title", "name", "movie_title")
+NUMERIC_CLIP = 1e3  # standardised numbers are clipped here: a stray 1e308 must not feed the network an inf
 
 
 @dataclass
@@ -89,8 +93,7 @@ class FeatureEncoder:
         numeric = np.zeros((n, len(self.numeric_fields)), dtype=np.float32)
         for j, f in enumerate(self.numeric_fields):
             if rows is not None:
-                values = pd.to_numeric(rows[f.name], errors="coerce").to_numpy(dtype=np.float64)
-                numeric[:, j] = np.nan_to_num((values - f.mean) / f.std, nan=0.0)
+                numeric[:, j] = _standardise(f, rows[f.name])
         return EncodedFeatures(tokens=[torch.from_numpy(t) for t in tokens], numeric=torch.from_numpy(numeric))
 
     def empty(self, n: int) -> EncodedFeatures:
@@ -122,21 +125,34 @@ def column_kind(column: pd.Series) -> str:
         is_code = bool((numbers == numbers.round()).all()) and numbers.nunique() <= MAX_INT_CATEGORIES
         return "categorical" if is_code else "numeric"
     text = values.astype(str)
-    if text.str.contains("|", regex=False).any():
-        return "multi"
-    if len(text) > 20 and text.nunique() > LABEL_UNIQUE_RATIO * len(text):
-        return "label"
-    return "categorical"
+    if _nearly_unique(text) and _nearly_unique(_split_tokens(text, "multi").explode().dropna()):
+        return "label"  # names, even the few that hold a `|` ("Sunn O|||" among Last.fm's artists)
+    return "multi" if text.str.contains("|", regex=False).any() else "categorical"
+
+
+def _nearly_unique(values: pd.Series) -> bool:
+    """More than 20 values, more than LABEL_UNIQUE_RATIO of them distinct."""
+    return len(values) > 20 and values.nunique() > LABEL_UNIQUE_RATIO * len(values)
 
 
 def _fit_field(name: str, kind: str, column: pd.Series) -> Field:
     if kind == "numeric":
-        values = pd.to_numeric(column, errors="coerce").astype(float)
-        std = float(values.std()) if values.notna().sum() > 1 else 1.0
-        return Field(name, kind, mean=float(values.mean()), std=std if std > 0 else 1.0)
+        values = to_float(column)
+        with np.errstate(all="ignore"):  # 1e308s overflow: then the plain scale below
+            finite = values[np.isfinite(values)]
+            mean, std = float(finite.mean()), float(finite.std())
+        return Field(name, kind, mean=mean if np.isfinite(mean) else 0.0,
+                     std=std if np.isfinite(std) and std > 0 else 1.0)
     counts = _split_tokens(column, kind).explode().dropna().value_counts()
     vocab = sorted(str(v) for v, c in counts.items() if c >= MIN_TOKEN_COUNT)
     return Field(name, kind, vocab=vocab)
+
+
+def _standardise(f: Field, column: pd.Series) -> np.ndarray:
+    """(N,) standardised values: missing and non-finite ones 0 (the mean), the rest within +-NUMERIC_CLIP."""
+    with np.errstate(all="ignore"):
+        z = (to_float(column).to_numpy() - f.mean) / f.std
+    return np.clip(np.where(np.isfinite(z), z, 0.0), -NUMERIC_CLIP, NUMERIC_CLIP)
 
 
 def _split_tokens(column: pd.Series, kind: str) -> pd.Series:

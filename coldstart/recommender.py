@@ -17,6 +17,7 @@ import torch
 from . import persist
 from .config import Config
 from .data import Dataset
+from .distributed import is_main_process
 from .features import EncodedFeatures, features_to, select_rows
 from .fitted import FittedState, initial_state, validation_users
 from .frames import check_frame, parse_support
@@ -25,7 +26,8 @@ from .model import Params
 from .objectives import user_negatives
 from .scoring import top_k
 from .tasks import TaskBatch, pad_segments, segment_positions, support_batch, user_rows
-from .train import StepReport, meta_train
+from .checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from .train import Snapshot, StepReport, TrainingDiverged, TrainingSummary, meta_train
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,8 @@ class ColdStartRecommender:
 
     # --- fitting ---------------------------------------------------------------------------------------------
     def fit(self, ratings: pd.DataFrame | Dataset, items: pd.DataFrame | None = None,
-            users: pd.DataFrame | None = None, on_step: Callable[[StepReport], None] | None = None
+            users: pd.DataFrame | None = None, on_step: Callable[[StepReport], None] | None = None,
+            checkpoint: str | Path | None = None, checkpoint_every: int = 1, resume: bool = False
             ) -> ColdStartRecommender:
         """Meta-train on a ratings log (`user_id`, `item_id`, optional `rating`, `timestamp`).
 
@@ -75,21 +78,48 @@ class ColdStartRecommender:
             items: optional item features (`item_id` + feature columns).
             users: optional user features (`user_id` + feature columns).
             on_step: called after every meta-step (progress display).
+            checkpoint: a file to write the training state to every `checkpoint_every` epochs (atomically).
+            resume: continue from `checkpoint` when it exists (same data and config, else an error): the result
+                is the model the uninterrupted fit would have given.
+        Raises:
+            TrainingDiverged: the loss became NaN or infinite; the model (fitted, usable) keeps the last good
+                weights, and the message says when it happened.
         """
         if isinstance(ratings, Dataset):
             items = ratings.items if items is None else items
             users = ratings.users if users is None else users
             ratings = ratings.ratings
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every: expected a positive number of epochs, found {checkpoint_every}")
         ratings = check_frame(ratings, "ratings")
         state = initial_state(self.config, ratings, items, users)
         device = state.net.item_bias.device
-        summary = meta_train(state.net, state.learner, state.objective, state.log,
-                             features_to(state.user_feats, device), np.random.default_rng(self.config.seed), device,
-                             on_step, validation_users(state, ratings))
-        state.summary = {**summary.to_dict(), "n_ratings": len(ratings), "n_users": len(state.users),
-                         "n_items": len(state.items), "device": str(device)}
+        on_epoch, start = None, None
+        if checkpoint is not None:
+            data, path = fingerprint(state), Path(checkpoint)
+            if resume and path.exists():
+                start = load_checkpoint(path, self.config, data)
+                log.warning("resuming from %s after epoch %d of %d", path, start.epoch, self.config.epochs)
+
+            def on_epoch(snap: Snapshot) -> None:
+                due = snap.epoch % checkpoint_every == 0 or snap.epoch == self.config.epochs
+                if due and is_main_process():  # with several training processes, rank 0 writes
+                    save_checkpoint(path, snap, self.config, data)
         self.state_ = state
+        try:
+            summary = meta_train(state.net, state.learner, state.objective, state.log,
+                                 features_to(state.user_feats, device), np.random.default_rng(self.config.seed),
+                                 device, on_step, validation_users(state, ratings), on_epoch, start)
+        except TrainingDiverged as exc:
+            self._summarise(exc.summary, ratings, device, diverged=str(exc))
+            raise
+        self._summarise(summary, ratings, device)
         return self
+
+    def _summarise(self, summary: TrainingSummary, ratings: pd.DataFrame, device: torch.device, **extra) -> None:
+        state = self.state_
+        state.summary = {**summary.to_dict(), "n_ratings": len(ratings), "n_users": len(state.users),
+                         "n_items": len(state.items), "device": str(device), **extra}
 
     # --- recommending ----------------------------------------------------------------------------------------
     def recommend(self, support: pd.DataFrame, k: int = 10, exclude_seen: bool = True,
@@ -99,12 +129,16 @@ class ColdStartRecommender:
         Each user is treated as new: adapted on its rows of `support`, with features from `users` when given.
         Returns columns `user_id, rank, item_id, score`, users in order of first appearance.
         """
-        user_ids, batch = parse_support(support, self._fitted().items)
+        state = self._fitted()
+        user_ids, batch = parse_support(support, state.items, scale=_scale(state))
         return self._top_k(user_ids, batch, self._new_user_feats(users, user_ids), k, exclude_seen)
 
     def recommend_known(self, user_ids: list[str], k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
         """Top-k items for users seen in training, each adapted on its whole logged history."""
         state = self._fitted()
+        if len(state.users) == 0:
+            raise KeyError("this model holds no training users' histories (saved without them, e.g. `fit "
+                           "--no-user-history`): give the user's ratings as a new user's support instead")
         idx = state.users.index(pd.Series(user_ids, dtype=object))
         if (idx < 0).any():
             missing = [u for u, i in zip(user_ids, idx) if i < 0][:5]
@@ -123,7 +157,8 @@ class ColdStartRecommender:
         """
         state = self._fitted()
         pairs = check_frame(pairs, "pairs", need_rating=False)
-        user_ids, batch = parse_support(support, state.items, extra_users=list(pairs["user_id"].unique()))
+        user_ids, batch = parse_support(support, state.items, extra_users=list(pairs["user_id"].unique()),
+                                        scale=_scale(state))
         p_user, p_item = IdMap(user_ids).index(pairs["user_id"]), state.items.index(pairs["item_id"])  # (P,)
         out = np.full(len(pairs), np.nan)
         for rows, params, proj in self._adapted(user_ids, batch, self._new_user_feats(users, user_ids)):
@@ -219,9 +254,10 @@ class ColdStartRecommender:
     device_ = property(lambda self: self._fitted().net.item_bias.device)
 
     # --- persistence -----------------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write the model directory (weights.safetensors + model.json) atomically; returns its path."""
-        return persist.save_model(self._fitted(), Path(path))
+    def save(self, path: str | Path, user_history: bool = True) -> Path:
+        """Write the model folder (model.json, weights.safetensors and, unless `user_history` is False, the training
+        users' histories that `recommend_known` needs), replacing any model there atomically; returns its path."""
+        return persist.save_model(self._fitted(), Path(path), user_history=user_history)
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> ColdStartRecommender:
@@ -232,7 +268,10 @@ class ColdStartRecommender:
         return rec
 
 
+def _scale(state: FittedState) -> tuple[float, float]:
+    """The training ratings' (min, max): support ratings far outside it are errors (`frames.check_scale`)."""
+    return state.rating_stats["min"], state.rating_stats["max"]
+
+
 def _rows(batch: TaskBatch, rows: np.ndarray) -> TaskBatch:
-    idx = torch.as_tensor(rows)
-    return TaskBatch(*(getattr(batch, name)[idx] for name in (
-        "support_items", "support_ratings", "support_mask", "query_items", "query_ratings", "query_mask", "users")))
+    return batch.rows(torch.as_tensor(rows))

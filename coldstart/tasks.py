@@ -82,6 +82,10 @@ class TaskBatch:
     def __len__(self) -> int:
         return self.support_items.shape[0]
 
+    def rows(self, idx: torch.Tensor) -> TaskBatch:
+        """The tasks at `idx` (R,), in that order."""
+        return TaskBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
     @property
     def support(self) -> ItemSet:
         return ItemSet(self.support_items, self.support_ratings, self.support_mask)

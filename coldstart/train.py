@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .config import Config
+from .distributed import Shard, current_shard, sum_gradients, sum_scalar
 from .features import EncodedFeatures, select_rows
 from .learners import Learner
 from .model import ColdStartNet
@@ -22,6 +23,7 @@ from .tasks import TaskBatch, UserLog, sample_tasks
 log = logging.getLogger(__name__)
 
 USER_FEATURE_DROPOUT = 0.1  # share of training tasks shown without user features, as ad-hoc new users are
+MIN_USERS = 2  # training users (with 2 or more interactions) meta-training needs
 
 
 @dataclass
@@ -37,11 +39,24 @@ class StepReport:
 
 
 def training_step(net: ColdStartNet, learner: Learner, objective: Objective, batch: TaskBatch,
-                  user_feats: EncodedFeatures, negatives: Negatives, optimizer: torch.optim.Optimizer) -> float:
-    """One meta-step: the learner's outer loss over the meta-batch, backward, an optimizer step; the mean loss."""
-    loss = learner.outer_loss(net, objective, batch, user_feats, negatives).mean()
+                  user_feats: EncodedFeatures, negatives: Negatives, optimizer: torch.optim.Optimizer,
+                  shard: Shard | None = None, total: int | None = None) -> float:
+    """One meta-step: the learner's outer loss averaged over the meta-batch, backward, an optimizer step; the loss.
+
+    With a `shard`, `batch` is this process's share of a meta-batch of `total` tasks: the share's loss sum is
+    divided by `total` and the gradients are summed over the processes before the step."""
+    if shard is None:
+        loss = learner.outer_loss(net, objective, batch, user_feats, negatives).mean()
+    elif len(batch):
+        loss = learner.outer_loss(net, objective, batch, user_feats, negatives).sum() / total
+    else:  # fewer tasks than processes: this one contributes zero gradients
+        loss = torch.zeros((), device=negatives.items.device)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if loss.requires_grad:
+        loss.backward()
+    if shard is not None:
+        sum_gradients(net.parameters())
+        loss = sum_scalar(loss)
     optimizer.step()
     return loss.item()
 
@@ -104,46 +119,98 @@ def _sample(user_log: UserLog, users: np.ndarray, rng: np.random.Generator, conf
                         in_time=config.task_split == "time")
 
 
+@dataclass
+class Snapshot:
+    """The training loop between two epochs: all a resumed fit needs to go on as if it had never stopped."""
+
+    epoch: int  # epochs done
+    n_tasks: int
+    seconds: float
+    losses: list[float]
+    rng: dict  # the numpy Generator's bit_generator.state
+    net: dict[str, torch.Tensor]
+    optimizer: dict  # torch.optim.Adam.state_dict()
+    valid_losses: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the network holds the last good weights, `summary` says what was done."""
+
+    def __init__(self, message: str, summary: TrainingSummary):
+        super().__init__(message)
+        self.summary = summary
+
+
 def meta_train(net: ColdStartNet, learner: Learner, objective: Objective, user_log: UserLog,
                user_feats: EncodedFeatures, rng: np.random.Generator, device: torch.device,
                on_step: Callable[[StepReport], None] | None = None,
-               valid_users: np.ndarray | None = None) -> TrainingSummary:
+               valid_users: np.ndarray | None = None, on_epoch: Callable[[Snapshot], None] | None = None,
+               resume: Snapshot | None = None) -> TrainingSummary:
     """Meta-train `net` in place (the only function that mutates it) with `learner` on `objective`.
 
     With `valid_users` (user indices), those users are left out of training; the weights kept are those of the
-    epoch (0 = the starting point) with the lowest query loss on their fixed tasks."""
+    epoch (0 = the starting point) with the lowest query loss on their fixed tasks. `on_epoch` gets a Snapshot
+    after every epoch (checkpoints); `resume` continues from one, as the same call that made it would have.
+    A loss that is not finite stops training: the network gets back the weights of the last full epoch (or the
+    best on validation) and TrainingDiverged is raised."""
     config = learner.config
     users = np.flatnonzero(user_log.lengths() >= 2)
     valid_users = np.intersect1d(users, valid_users) if valid_users is not None else np.empty(0, np.int64)
     users = np.setdiff1d(users, valid_users)
-    if len(users) == 0:
-        raise ValueError("no user has 2 or more interactions: nothing to meta-train on")
+    if len(users) < MIN_USERS:
+        raise ValueError(f"meta-training needs at least {MIN_USERS} users with 2 or more interactions"
+                         + (" besides the validation users" if len(valid_users) else "") + f"; found {len(users)}")
     optimizer = torch.optim.Adam(net.parameters(), lr=config.meta_lr, weight_decay=config.weight_decay)
+    shard = current_shard()
     steps_per_epoch = -(-len(users) // config.meta_batch_size)
     valid = None
     if len(valid_users):
         valid = Validation(net, learner, objective, user_log, user_feats, valid_users,
                            np.random.default_rng(rng.integers(2**63)), device)
-        valid.update(0)
-    start, n_tasks, losses = time.perf_counter(), 0, []
+        if resume is None:
+            valid.update(0)
+    done = _restore(resume, net, optimizer, rng, valid) if resume is not None else Snapshot(
+        0, 0, 0.0, [], {}, {}, {})
+    start, n_tasks, losses = time.perf_counter() - done.seconds, done.n_tasks, list(done.losses)
+    good = {k: v.detach().clone() for k, v in net.state_dict().items()}  # the last full epoch's weights
+    diverged = None
     net.train()
-    for epoch in range(config.epochs):
+    for epoch in range(done.epoch, config.epochs):
         epoch_losses = []
         for step, chunk in enumerate(np.array_split(rng.permutation(users), steps_per_epoch)):
-            batch = _sample(user_log, chunk, rng, config).to(device)
-            blank = torch.as_tensor(rng.random(len(chunk)) < USER_FEATURE_DROPOUT, device=device)
+            batch = _sample(user_log, chunk, rng, config)  # every process draws the whole meta-batch
+            blank = torch.as_tensor(rng.random(len(chunk)) < USER_FEATURE_DROPOUT)
             negatives = shared_negatives(net.item_bias.shape[0], config.n_negatives, rng).to(device)
+            if shard is not None:  # and adapts its share of it
+                rows = torch.as_tensor(shard.rows(len(chunk)))
+                batch, blank = batch.rows(rows), blank[rows]
+            batch, blank = batch.to(device), blank.to(device)
             epoch_losses.append(training_step(net, learner, objective, batch, select_rows(user_feats, batch.users,
-                                                                                           blank), negatives, optimizer))
+                                                                                           blank), negatives,
+                                              optimizer, shard, len(chunk)))
             n_tasks += len(chunk)
+            if not np.isfinite(epoch_losses[-1]):
+                diverged = (f"the training loss became {epoch_losses[-1]} at epoch {epoch + 1}, step {step + 1}; "
+                            f"kept the weights of epoch {epoch} (try a smaller meta_lr or inner_lr)")
+                break
             if on_step is not None:
                 on_step(StepReport(epoch, config.epochs, step, steps_per_epoch, epoch_losses[-1],
                                    n_tasks / (time.perf_counter() - start)))
+        if diverged:
+            net.load_state_dict(good)
+            break
         losses.append(float(np.mean(epoch_losses)))
         log.info("epoch %d/%d query loss %.4f", epoch + 1, config.epochs, losses[-1])
         if valid is not None:
             valid.update(epoch + 1)
             log.info("epoch %d/%d validation query loss %.4f", epoch + 1, config.epochs, valid.losses[-1])
+        good = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        if on_epoch is not None:
+            on_epoch(Snapshot(epoch + 1, n_tasks, time.perf_counter() - start, list(losses),
+                              rng.bit_generator.state, good, optimizer.state_dict(),
+                              *((list(valid.losses), valid.best_epoch, valid.best_state) if valid else ())))
     net.eval()
     seconds = time.perf_counter() - start
     summary = TrainingSummary(learner.name, config.epochs, n_tasks, round(seconds, 2), round(n_tasks / seconds, 1),
@@ -152,4 +219,20 @@ def meta_train(net: ColdStartNet, learner: Learner, objective: Objective, user_l
         valid.restore_best()
         summary.valid_users, summary.best_epoch = int(len(valid_users)), valid.best_epoch
         summary.valid_query_loss = [round(v, 5) if np.isfinite(v) else None for v in valid.losses]
+    if diverged:
+        raise TrainingDiverged(diverged, summary)
     return summary
+
+
+def _restore(snap: Snapshot, net: ColdStartNet, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
+             valid: Validation | None) -> Snapshot:
+    """Put a Snapshot's weights, optimizer state, random state and validation record back in place."""
+    net.load_state_dict(snap.net)
+    optimizer.load_state_dict(snap.optimizer)
+    rng.bit_generator.state = snap.rng
+    if valid is not None:
+        valid.losses = list(snap.valid_losses)
+        valid.best_epoch = snap.best_epoch
+        valid.best_loss = valid.losses[snap.best_epoch] if valid.losses else np.inf
+        valid.best_state = snap.best_state
+    return snap

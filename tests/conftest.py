@@ -25,12 +25,16 @@ def support_of(data, users, n=4) -> pd.DataFrame:
     return pd.concat([r[r["user_id"] == u].head(n) for u in users])[["user_id", "item_id", "rating"]]
 
 
+BUNDLED = Path(__file__).resolve().parents[1] / "data"  # ml-latest-small ships in the repo
+
+
 def shared_data(name: str) -> Path:
-    """A dataset folder under ../shared/data, or a skip saying why it is missing."""
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent: real-data tests need ../shared/data beside the repo")
-    return path
+    """A real dataset folder: the repo's data/ for the bundled ml-latest-small, else ../shared/data/NAME, or a skip
+    saying why it is missing."""
+    for path in (BUNDLED / name, SHARED_DATA / name):
+        if path.is_dir():
+            return path
+    pytest.skip(f"{SHARED_DATA / name} is absent: real-data tests need ../shared/data beside the repo")
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ def invoke(*args):
 
 def test_fit_writes_a_model_directory(files):
     root, _ = files
-    assert sorted(p.name for p in (root / "model").iterdir()) == ["model.json", "weights.safetensors"]
+    assert sorted(p.name for p in (root / "model").iterdir()) == ["model.json", "user_history.safetensors", "weights.safetensors"]
     result = invoke("info", "--model", root / "model")
     assert result.exit_code == 0
     assert "items            30" in result.output and "genres (categorical)" in result.output
@@ -149,10 +149,13 @@ def test_usage_errors_exit_2(files, tmp_path):
     assert result.exit_code == 2 and "xml" in result.stderr
 
 
-def test_bad_rate_and_unknown_user_exit_1(files):
+def test_bad_rate_and_unknown_user_exit_1_or_2(files):
+    """A malformed option is a usage error (2), like typer's own; an item or user the model lacks is bad input (1)."""
     root, _ = files
-    result = invoke("recommend", "--model", root / "model", "--rate", "i1=five")
-    assert result.exit_code == 1 and "'five'" in result.stderr
+    for bad, shown in (("i1=five", "'five'"), ("i1", "expected ITEM=RATING"), ("i1=inf", "finite"),
+                       ("i1=nan", "finite")):
+        result = invoke("recommend", "--model", root / "model", "--rate", bad)
+        assert result.exit_code == 2 and shown in result.stderr and "np.float64" not in result.stderr, bad
     result = invoke("recommend", "--model", root / "model", "--rate", "Item=5")
     assert result.exit_code == 1 and "matches" in result.stderr
     result = invoke("recommend", "--model", root / "model", "--user", "ghost")

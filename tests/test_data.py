@@ -133,22 +133,24 @@ def test_empty_id_names_line(tmp_path):
 def test_bad_rating_names_line_and_value(tmp_path):
     rows = "".join(f"u{i},i{i},4\n" for i in range(5))
     path = write(tmp_path / "ratings.csv", "user_id,item_id,rating\n" + rows + "u9,i9,abc\n")
-    expected = r"ratings\.csv, line 7, column 'rating': expected a number, found 'abc'"
+    expected = r"ratings\.csv, line 7, column 'rating': expected a finite number, found 'abc'"
     with pytest.raises(DataError, match=expected):
         load_ratings(path)
 
 
 def test_blank_lines_do_not_shift_line_numbers(tmp_path):
     path = write(tmp_path / "r.csv", "user_id,item_id,rating\n1,2,3\n\n1,3,x\n")
-    with pytest.raises(DataError, match=r"r\.csv, line 4, column 'rating': expected a number, found 'x'"):
+    with pytest.raises(DataError, match=r"r\.csv, line 4, column 'rating': expected a finite number, "
+                                        r"found 'x'"):
         load_ratings(path)
     assert len(load_ratings(write(tmp_path / "ok.csv", "user_id,item_id\n1,2\n\n1,3\n\n"))) == 2
 
 
 def test_missing_and_infinite_ratings_are_errors(tmp_path):
-    with pytest.raises(DataError, match=r"line 3, column 'rating': expected a number, found an empty value"):
+    with pytest.raises(DataError, match=r"line 3, column 'rating': expected a finite number, found an empty "
+                                        r"value"):
         load_ratings(write(tmp_path / "r.csv", "user_id,item_id,rating\n1,2,3\n1,3,\n"))
-    with pytest.raises(DataError, match=r"line 2, column 'rating': expected a number, found 'inf'"):
+    with pytest.raises(DataError, match=r"line 2, column 'rating': expected a finite number, found 'inf'"):
         load_ratings(write(tmp_path / "s.csv", "user_id,item_id,rating\n1,2,inf\n"))
 
 
@@ -163,7 +165,7 @@ def test_bad_timestamp_names_line_and_value(tmp_path):
 def test_parquet_errors_name_row(tmp_path):
     pd.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "y"], "rating": ["1", "bad"]}).to_parquet(
         tmp_path / "r.parquet")
-    expected = r"r\.parquet, row 2, column 'rating': expected a number, found 'bad'"
+    expected = r"r\.parquet, row 2, column 'rating': expected a finite number, found 'bad'"
     with pytest.raises(DataError, match=expected):
         load_ratings(tmp_path / "r.parquet")
 
@@ -183,6 +185,39 @@ def test_latin1_in_generic_file_is_reported(tmp_path):
     (tmp_path / "r.csv").write_bytes("user_id,item_id\nJosé,1\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"r\.csv: expected UTF-8 text"):
         load_ratings(tmp_path / "r.csv")
+
+
+def test_a_field_too_many_on_the_first_row_is_an_error_not_a_shift(tmp_path):
+    # pandas took the first field for a row label, shifting every field one column left (found by fuzzing)
+    for text in ("user_id,item_id\nu1,i1,5\nu2,i2,4\n", "user_id,item_id\nu1,i1,\nu2,i2,\n"):
+        with pytest.raises(DataError, match=r"r\.csv, line 2: expected 2 fields, as in the header, found "
+                                            r"more \("):
+            load_ratings(write(tmp_path / "r.csv", text))
+
+
+def test_file_starting_with_a_blank_line(tmp_path):
+    for name in ("r.csv", "r.inter"):
+        with pytest.raises(DataError, match=rf"{name}, line 1: expected a header naming the columns, found a "
+                                            r"blank line"):
+            load_ratings(write(tmp_path / name, "\nuser_id,item_id\n1,2\n"))
+
+
+def test_recbole_column_named_twice(tmp_path):
+    path = write(tmp_path / "r.inter", "user_id:token\tuser_id:float\titem_id:token\n1\t2\t3\n")
+    with pytest.raises(DataError, match=r"r\.inter: expected each column once, found 'user_id' more than "
+                                        r"once \(header user_id:token, user_id:float, item_id:token\)"):
+        load_ratings(path)
+
+
+def test_odd_parquet_columns(tmp_path):
+    frame = pd.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "y"], "rating": [[], [1, 2]]})
+    frame.to_parquet(tmp_path / "lists.parquet")
+    with pytest.raises(DataError, match=r"lists\.parquet, row 1, column 'rating': expected a finite number, "
+                                        r"found array\(\[\]"):
+        load_ratings(tmp_path / "lists.parquet")
+    late = pd.DataFrame({"user_id": ["a"], "item_id": ["x"], "timestamp": [pd.Timestamp("2263-01-01")]})
+    late.to_parquet(tmp_path / "late.parquet")  # past the nanosecond range (found by fuzzing)
+    assert load_ratings(tmp_path / "late.parquet")["timestamp"].tolist() == [9246182400.0]
 
 
 # ---------------------------------------------------------------- duplicates

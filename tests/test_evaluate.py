@@ -160,7 +160,7 @@ def test_evaluate_cli_puts_several_learners_in_one_report(data, tmp_path):
     paired = pd.read_csv(out / "paired.csv")
     assert "coldstart:reptile" in set(paired["system"])
     bad = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--learners", "maml,maml", "--quiet"])
-    assert bad.exit_code == 1 and "--learners" in bad.stderr
+    assert bad.exit_code == 2 and "--learners" in bad.stderr
     bad = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--learners", "maml,repitle", "--quiet",
                                    "--output", str(tmp_path / "never")])
     assert bad.exit_code == 1 and "'learner': expected one of" in bad.stderr and not (tmp_path / "never").exists()
@@ -169,7 +169,7 @@ def test_evaluate_cli_puts_several_learners_in_one_report(data, tmp_path):
 def test_evaluate_cli_rejects_bad_shots(data, tmp_path):
     data.ratings.to_csv(tmp_path / "r.csv", index=False)
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--shots", "1,x", "--quiet"])
-    assert result.exit_code == 1 and "--shots" in result.stderr
+    assert result.exit_code == 2 and "--shots" in result.stderr
 
 
 def test_evaluate_cli_over_several_seeds_reports_every_run_and_mean_sd(data, tmp_path):
@@ -191,7 +191,7 @@ def test_evaluate_cli_over_several_seeds_reports_every_run_and_mean_sd(data, tmp
     assert set(pd.read_csv(tmp_path / "both" / "split.csv.gz")["seed"]) == {0, 1}
     assert "mean ± sd over seeds 0, 1" in several.stdout and " ± " in several.stdout
     both = CliRunner().invoke(app, ["evaluate", *common, "--seeds", "0,1", "--seed", "2"])
-    assert both.exit_code == 1 and "--seed and --seeds" in both.stderr
+    assert both.exit_code == 2 and "--seed and --seeds" in both.stderr
 
 
 def test_summarise_gives_the_mean_and_sd_over_seeds():
@@ -241,7 +241,7 @@ def test_evaluate_cli_with_an_item_split_runs_the_scenarios(data, tmp_path):
     assert meta["protocol"] == "melu" and meta["item_split"] == ["year", 1996.0] and "melu_paper" not in meta
     assert "user_cold_testing" in meta["tasks"] and "MeLU-5 (paper)" not in result.stdout
     bad = CliRunner().invoke(app, [*args, "--item-split", "year"])
-    assert bad.exit_code == 1 and "--item-split: expected COLUMN:CUTOFF" in bad.stderr
+    assert bad.exit_code == 2 and "--item-split: expected COLUMN:CUTOFF" in bad.stderr
 
 
 def _write(data, folder):

@@ -7,21 +7,14 @@ import numpy as np
 import pytest
 
 from coldstart.data import DataError
+from coldstart.features import FeatureEncoder
 from coldstart.formats import load_dataset
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.conftest import shared_data
 
 
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def shared(name: str) -> Path:
-    folder = SHARED / name
-    if not folder.is_dir():
-        pytest.skip(f"real data {folder} is absent (tests read ../shared/data beside the repo)")
-    return folder
 
 
 # ---------------------------------------------------------------- load_dataset
@@ -72,11 +65,34 @@ def test_movielens_1m_layout_with_double_colons(tmp_path):
     assert data.users["occupation"].tolist() == ["10", "16"] and data.users["age"].tolist() == [1, 56]
 
 
+def test_known_layout_rows_with_a_field_too_many_are_errors_not_shifts(tmp_path):
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    write(folder / "u.data", "196\t242\t3\t881250949\t\n186\t302\t3\t891717742\t\n")  # a tab at each end
+    with pytest.raises(DataError, match=r"u\.data, line 1: expected 4 fields, as in the layout, found more"):
+        load_dataset(folder)
+
+
+def test_lastfm_artist_names_holding_a_pipe_stay_labels(tmp_path):
+    folder = tmp_path / "lastfm"
+    folder.mkdir()
+    rows = "".join(f"{u}\t{a}\t{u * a}\n" for u in range(1, 4) for a in range(1, 31))
+    write(folder / "user_artists.dat", "userID\tartistID\tweight\n" + rows)
+    names = [f"Artist {a}" if a % 10 else f"Sunn O|||{a}" for a in range(1, 31)]
+    write(folder / "artists.dat", "id\tname\turl\tpictureURL\n" + "".join(
+        f"{a}\t{n}\thttp://x/{a}\thttp://y/{a}\n" for a, n in enumerate(names, start=1)))
+    data = load_dataset(folder)
+    assert list(data.items.columns) == ["item_id", "name"]
+    encoder = FeatureEncoder.fit(data.items, "item_id")
+    assert encoder.label == "name" and encoder.fields == []
+    assert encoder.labels(data.items, ["10"]) == ["Sunn O|||10"]
+
+
 # ---------------------------------------------------------------- real data (../shared/data)
 
 
 def test_real_ml100k():
-    data = load_dataset(shared("ml-100k"))
+    data = load_dataset(shared_data("ml-100k"))
     r = data.ratings
     assert (len(r), r["user_id"].nunique(), r["item_id"].nunique()) == (100_000, 943, 1_682)
     assert data.name == "ml-100k" and not data.implicit and "timestamp" in r.columns
@@ -88,21 +104,21 @@ def test_real_ml100k():
 
 
 def test_real_recbole_ml100k_matches_u_data():
-    recbole = load_dataset(shared("ml-100k-recbole")).ratings
-    original = load_dataset(shared("ml-100k") / "u.data").ratings
+    recbole = load_dataset(shared_data("ml-100k-recbole")).ratings
+    original = load_dataset(shared_data("ml-100k") / "u.data").ratings
     assert len(recbole) == 100_000
     key = ["user_id", "item_id", "rating"]
     assert set(map(tuple, recbole[key].values)) == set(map(tuple, original[key].values))
 
 
 def test_real_ml_latest_small():
-    data = load_dataset(shared("ml-latest-small"))
+    data = load_dataset(shared_data("ml-latest-small"))
     assert len(data.ratings) == 100_004 and data.ratings["rating"].min() == 0.5
     assert "(no genres listed)" not in set(data.items["genres"])
 
 
 def test_real_ml1m_melu():
-    data = load_dataset(shared("ml-1m-melu"))
+    data = load_dataset(shared_data("ml-1m-melu"))
     r = data.ratings
     # The file holds 1,000,209 rows; 4 repeat a (user, item) pair and the duplicate policy drops them.
     assert len(r) + r.attrs["duplicates_dropped"] == 1_000_209 and r.attrs["duplicates_dropped"] == 4
@@ -111,7 +127,8 @@ def test_real_ml1m_melu():
 
 
 def test_real_lastfm_is_implicit():
-    data = load_dataset(shared("lastfm-2k"))
+    data = load_dataset(shared_data("lastfm-2k"))
     assert data.implicit and data.ratings.attrs["implicit"]
     assert len(data.ratings) == 92_834 and (data.ratings["rating"] == 1.0).all()
     assert "name" in data.items.columns and not any("url" in c.lower() for c in data.items.columns)
+    assert FeatureEncoder.fit(data.items, "item_id").label == "name"  # five of its names hold a `|`
