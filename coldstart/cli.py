@@ -177,7 +177,10 @@ def recommend(
     model: ModelDir = Path("model"),
     user: Annotated[Optional[list[str]], typer.Option("--user", help="A known user (repeatable): adapt on their "
                                                       "logged ratings.")] = None,
-    ratings: Annotated[Optional[Path], typer.Option("--ratings", help="Support ratings of one or many new users.")
+    ratings: Annotated[Optional[Path], typer.Option("--ratings", help="Support ratings of one or many new users. "
+                                                      "A .parquet or .csv file with --output .parquet or .csv is "
+                                                      "streamed in chunks (each user's rows together): memory stays "
+                                                      "flat however many users it holds.")
                        ] = None,
     rate: Annotated[Optional[list[str]], typer.Option("--rate", help="ITEM=RATING for one ad-hoc new user "
                                                       "(repeatable); ITEM may be an exact title.")] = None,
@@ -193,10 +196,19 @@ def recommend(
     setup(quiet, threads)
     if sum(x is not None and x != [] for x in (user, ratings, rate)) != 1:
         fail("give exactly one of --user, --ratings or --rate", code=2)
-    from .data import load_features, load_ratings
+    _check_output(output)
+    from .data import Columns, load_features, load_ratings
     from .recommender import ColdStartRecommender
+    from .streaming import stream_recommend, streamable
     try:
         rec = ColdStartRecommender.load(model)
+        if ratings is not None and output is not None and fmt is None and streamable(ratings) and streamable(output):
+            feats = load_features(users, id_col=user_col, kind="user") if users else None
+            done = stream_recommend(rec, ratings, output, k=k, exclude_seen=exclude_seen, users=feats,
+                                    cols=Columns(user_col, item_col, rating_col), on_chunk=_chunk_note(quiet))
+            _note(quiet, f"wrote {output}: {done.users:,} users in {done.seconds:.1f}s "
+                         f"({done.users_per_s:,.0f} users/s)")
+            return
         if user:
             recs = rec.recommend_known(user, k=k, exclude_seen=exclude_seen)
         else:
@@ -223,6 +235,7 @@ def predict(
 ) -> None:
     """Predictions for (user, item) pairs, each user adapted on its support ratings."""
     setup(quiet, threads)
+    _check_output(output)
     from .data import load_ratings
     from .recommender import ColdStartRecommender
     try:
@@ -450,11 +463,36 @@ class _progress:
             self.bar.stop()
 
 
+def _check_output(output: Path | None) -> None:
+    """Refuse an --output that cannot be written, before any work (exit 1)."""
+    if output is None:
+        return
+    if output.is_dir():
+        fail(f"--output {output}: is a folder; expected a file name")
+    if not output.parent.is_dir():
+        fail(f"--output {output}: the folder {output.parent} does not exist")
+
+
+def _chunk_note(quiet: bool):
+    """A progress line per streamed chunk, at most every PROGRESS_EVERY_S seconds (and never with --quiet)."""
+    last = [float("-inf")]
+
+    def note(p) -> None:
+        if not quiet and p.seconds - last[0] >= PROGRESS_EVERY_S:
+            last[0] = p.seconds
+            typer.echo(f"scored {p.users:,} users ({p.rows:,} support rows) in {p.seconds:.0f}s, "
+                       f"{p.users_per_s:,.0f} users/s", err=True)
+    return note
+
+
 def _parse_rates(rec: ColdStartRecommender, rates: list[str]) -> pd.DataFrame:
     """`ITEM=RATING` pairs of one ad-hoc user; ITEM is an id, or an exact / unambiguous title."""
     import math
 
+    import numpy as np
     import pandas as pd
+
+    from .data import out_of_scale
     rows = []
     for text in rates:
         item, sep, value = text.rpartition("=")
@@ -466,6 +504,10 @@ def _parse_rates(rec: ColdStartRecommender, rates: list[str]) -> pd.DataFrame:
             raise UsageError(f"--rate {text!r}: expected a number after '=', found {value!r}") from None
         if not math.isfinite(rating):
             raise UsageError(f"--rate {text!r}: expected a finite rating, found {value!r}")
+        low, high = rec.rating_stats_["min"], rec.rating_stats_["max"]
+        if high > low and out_of_scale(np.array([rating]), low, high)[0]:
+            raise UsageError(f"--rate {text!r}: expected a rating on the model's scale {low:g} to {high:g}, found "
+                             f"{value!r}")
         rows.append({"user_id": "new-user", "item_id": _resolve_item(rec, item.strip()), "rating": rating})
     return pd.DataFrame(rows)
 

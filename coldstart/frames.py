@@ -112,7 +112,8 @@ def check_scale(ratings: pd.DataFrame, scale: tuple[float, float], what: str) ->
     if bad.any():
         row = int(bad.argmax())
         slack = SCALE_TOLERANCE * (high - low)
-        raise ValueError(f"{what}: row {row}, column 'rating': expected a rating on the model's scale "
+        who = f"user {plain(ratings['user_id'].iloc[row])}, item {plain(ratings['item_id'].iloc[row])}"
+        raise ValueError(f"{what}: row {row} ({who}), column 'rating': expected a rating on the model's scale "
                          f"{low:g} to {high:g} (give or take {slack:g}), found {plain(values[row])}")
 
 

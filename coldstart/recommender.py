@@ -231,6 +231,8 @@ class ColdStartRecommender:
             ranks.append(np.tile(np.arange(1, width + 1), len(rows))[keep])
             items.append(top_i.cpu().numpy().ravel()[keep])
             scores.append(top_s.cpu().numpy().ravel()[keep])
+        if not users:  # no user at all
+            users, ranks, items, scores = ([np.zeros(0, np.int64)],) * 3 + ([np.zeros(0)],)
         u, i = np.concatenate(users), np.concatenate(items)
         return pd.DataFrame({"user_id": np.asarray(user_ids, dtype=object)[u], "rank": np.concatenate(ranks),
                              "item_id": state.items.ids(i), "score": np.concatenate(scores).astype(np.float64)})

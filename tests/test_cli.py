@@ -153,7 +153,8 @@ def test_bad_rate_and_unknown_user_exit_1_or_2(files):
     """A malformed option is a usage error (2), like typer's own; an item or user the model lacks is bad input (1)."""
     root, _ = files
     for bad, shown in (("i1=five", "'five'"), ("i1", "expected ITEM=RATING"), ("i1=inf", "finite"),
-                       ("i1=nan", "finite")):
+                       ("i1=nan", "finite"), ("i1=500", "on the model's scale 1 to 5"),
+                       ("i1=1e30", "on the model's scale")):
         result = invoke("recommend", "--model", root / "model", "--rate", bad)
         assert result.exit_code == 2 and shown in result.stderr and "np.float64" not in result.stderr, bad
     result = invoke("recommend", "--model", root / "model", "--rate", "Item=5")
@@ -180,3 +181,10 @@ def test_fit_with_a_validation_hold_out_says_which_epoch_it_kept(files, tmp_path
     assert training["valid_users"] == 10 and training["train_users"] == 30
     assert len(training["valid_query_loss"]) == 3
     assert f"kept epoch {training['best_epoch']} of 2" in result.output
+
+
+def test_an_unusable_output_is_refused_before_any_work(files, tmp_path):
+    root, _ = files
+    for output, message in ((tmp_path, "is a folder"), (tmp_path / "nodir" / "out.csv", "does not exist")):
+        result = invoke("recommend", "--model", root / "model", "--rate", "i1=5", "--output", output)
+        assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output

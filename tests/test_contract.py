@@ -165,3 +165,10 @@ def test_recommend_and_predict_leave_the_model_unchanged(fitted, tiny_data):
     fitted.recommend(support, k=5)
     fitted.predict(support, support[["user_id", "item_id"]])
     assert same_state(before, learned_state(fitted))
+
+
+def test_an_empty_support_frame_gives_an_empty_result_with_the_columns(fitted):
+    empty = pd.DataFrame({"user_id": pd.Series(dtype=object), "item_id": pd.Series(dtype=object),
+                          "rating": pd.Series(dtype=float)})
+    recs = fitted.recommend(empty, k=5)
+    assert recs.empty and list(recs.columns) == ["user_id", "rank", "item_id", "score"]

@@ -92,5 +92,7 @@ def test_fit_with_two_processes_writes_a_model_that_recommends(tmp_path):
     # the same steps as one process, up to float summation order (each task counted once: the loss is not doubled)
     np.testing.assert_allclose(rec.summary_["epoch_query_loss"], single.summary_["epoch_query_loss"], rtol=1e-4)
     ours, theirs = rec.net_.state_dict(), single.net_.state_dict()
-    for name in ours:
-        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-3, atol=1e-4, msg=name)
+    # not the output bias: a softmax ignores a constant shift, so its gradient is float noise around 0, which Adam
+    # normalises into steps of either sign
+    for name in set(ours) - {"head.b2"}:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-3, atol=1e-5, msg=name)

@@ -119,7 +119,7 @@ def test_api_frames_name_a_doubled_column():
 def test_support_ratings_far_off_the_training_scale_are_errors(bad):
     support = pd.DataFrame({"user_id": ["u", "u", "u", "v"], "item_id": ["a", "a", "b", "c"],
                             "rating": [3.0, 4.0, 2.0, bad]})  # the row is the frame's, duplicates and all
-    expected = (r"^support: row 3, column 'rating': expected a rating on the model's scale 1 to 5 "
+    expected = (r"^support: row 3 \(user 'v', item 'c'\), column 'rating': expected a rating on the model's scale 1 to 5 "
                 r"\(give or take 1\)")
     with pytest.raises(ValueError, match=rf"{expected}, found {re.escape(repr(bad))}$"):
         support_rows(support, CATALOGUE, scale=(1.0, 5.0))

@@ -1,0 +1,65 @@
+"""Streaming recommend: chunked input and output give exactly what one batched call gives, a user's rows must be
+together, and a failure leaves no output file."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from coldstart.cli import app
+from coldstart.data import DataError
+from coldstart.streaming import stream_recommend, user_chunks
+from tests.conftest import support_of
+
+USERS = [f"u{u}" for u in range(0, 60, 2)]
+
+
+@pytest.fixture(scope="module")
+def support(tiny_data):
+    return support_of(tiny_data, USERS, n=5).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+@pytest.mark.parametrize("chunk_rows", [7, 1000])
+def test_streamed_recommendations_equal_one_batched_call(fitted, support, tmp_path, suffix, chunk_rows):
+    source = tmp_path / f"support{suffix}"
+    support.to_parquet(source) if suffix == ".parquet" else support.to_csv(source, index=False)
+    out = tmp_path / f"recs{suffix}"
+    done = stream_recommend(fitted, source, out, k=6, chunk_rows=chunk_rows)
+    got = pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out, dtype={"user_id": str, "item_id": str})
+    expected = fitted.recommend(support, k=6)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert done.users == len(USERS) and done.rows == len(support)
+
+
+def test_chunks_hold_whole_users_and_a_scattered_user_is_refused(support, tmp_path):
+    source = tmp_path / "s.parquet"
+    support.to_parquet(source)
+    chunks = list(user_chunks(source, chunk_rows=7))
+    assert len(chunks) > 3
+    seen = [set(c["user_id"]) for c in chunks]
+    assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:])  # no user split across chunks
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True)[["user_id", "item_id"]],
+                                  support[["user_id", "item_id"]], check_dtype=False)
+    scattered = pd.concat([support, support.head(1)], ignore_index=True)  # u0 again at the end
+    scattered.to_parquet(source)
+    with pytest.raises(DataError, match="user 'u0' appears again after other users"):
+        list(user_chunks(source, chunk_rows=7))
+
+
+def test_cli_streams_and_leaves_nothing_on_failure(fitted, support, tmp_path):
+    model = fitted.save(tmp_path / "m")
+    source, out = tmp_path / "s.parquet", tmp_path / "recs.parquet"
+    support.to_parquet(source)
+    result = CliRunner().invoke(app, ["recommend", "--model", str(model), "--ratings", str(source), "--output",
+                                      str(out), "-k", "4"])
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(pd.read_parquet(out), fitted.recommend(support, k=4), check_dtype=False)
+    bad = support.assign(rating=support["rating"].astype(str))
+    bad.loc[len(bad) - 1, "rating"] = "five"
+    bad.to_parquet(source)
+    out.unlink()
+    result = CliRunner().invoke(app, ["recommend", "--model", str(model), "--ratings", str(source), "--output",
+                                      str(out)])
+    assert result.exit_code == 1 and "expected a finite number, found 'five'" in result.stderr
+    assert not out.exists() and not list(tmp_path.glob(".recs*"))
