@@ -52,7 +52,7 @@ from coldstart.features import features_to
 from coldstart.train import meta_train
 folder, steps = sys.argv[1], int(sys.argv[2])
 t = time.perf_counter()
-data = load_dataset(folder + "/ratings.parquet")
+data = load_dataset(folder + "/ratings.parquet", categorical=True)  # as `coldstart fit` reads it
 ratings = check_frame(data.ratings, "ratings")
 config = Config(epochs=1, seed=0)
 state = initial_state(config, ratings, None, None)

@@ -127,7 +127,8 @@ def fit(
         shard = init_from_env(cfg.device)
         quiet = quiet or (shard is not None and shard.rank > 0)  # one process speaks
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
-                               item_col=item_col, rating_col=rating_col, time_col=time_col)
+                               item_col=item_col, rating_col=rating_col, time_col=time_col,
+                               categorical=True)  # ids as pandas categories: no Python string per row
         _note(quiet, f"fitting on {dataset.name}: {len(dataset.ratings):,} ratings, "
                      f"{dataset.ratings['user_id'].nunique():,} users, {dataset.ratings['item_id'].nunique():,} items")
         if ckpt.exists() and not resume:

@@ -97,15 +97,19 @@ def plain(value: object, limit: int = 60) -> str:
 
 
 def _read_csv(src: Path | io.IOBase, name: str, *, sep: str, text_cols: Iterable[str] = (),
-              names: list[str] | None = None, quoting: int = csv.QUOTE_MINIMAL) -> pd.DataFrame:
-    """Read delimited text; `text_cols` stay str (only "" is missing); blank lines become NaN rows."""
+              names: list[str] | None = None, quoting: int = csv.QUOTE_MINIMAL,
+              category_cols: Iterable[str] = ()) -> pd.DataFrame:
+    """Read delimited text; `text_cols` stay str (only "" is missing), `category_cols` among them become
+    Categorical of str (converted column by column after parsing); blank lines become NaN rows."""
     opts = {"sep": sep, "quoting": quoting, "header": None if names else 0, "names": names}
     header = list(names) if names else read_header(src, name, sep=sep, quoting=quoting)
-    text_cols = set(text_cols)
+    text_cols, category_cols = set(text_cols), set(category_cols)
     na = {c: [""] if c in text_cols else _NA_TOKENS for c in header}
     with _wrap_errors(name, sep):
         frame = pd.read_csv(src, dtype={c: str for c in header if c in text_cols}, keep_default_na=False,
                             na_values=na, skip_blank_lines=False, **opts)
+    for col in category_cols & set(frame.columns):  # the parser's own category dtype reads `007` as 7
+        frame[col] = frame[col].astype("category")
     if not frame.index.equals(pd.RangeIndex(len(frame))):  # pandas took the first field(s) for row labels
         raise DataError(f"{name}, line {1 if names else 2}: expected {len(header)} fields, as in the "
                         f"{'layout' if names else 'header'}, found more (a separator at the end of a line?)")
@@ -138,9 +142,12 @@ def _wrap_errors(name: str, sep: str) -> Iterator[None]:
         raise DataError(f"{name}: expected {kind}-separated text, found a parse error: {exc}") from exc
 
 
-def _read_parquet(path: Path, name: str) -> pd.DataFrame:
+def _read_parquet(path: Path, name: str, category_cols: Iterable[str] = ()) -> pd.DataFrame:
+    """Read Parquet; string columns among `category_cols` are read as their dictionary (Categorical), never
+    as one str object per row."""
+    category_cols = list(category_cols)
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(path, read_dictionary=category_cols) if category_cols else pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many unrelated types for a bad file
         raise DataError(f"{name}: expected a Parquet file: {exc}") from exc
 
@@ -186,12 +193,14 @@ def _token_seq(values: pd.Series) -> pd.Series:
 
 
 def read_any(path: str | Path, text_cols: Iterable[str], name: str | None = None,
-             ) -> tuple[pd.DataFrame, _Source]:
-    """Read CSV/TSV/Parquet/RecBole by extension (`-` is CSV on stdin); compressed text is read as it is."""
+             category_cols: Iterable[str] = ()) -> tuple[pd.DataFrame, _Source]:
+    """Read CSV/TSV/Parquet/RecBole by extension (`-` is CSV on stdin); compressed text is read as it is.
+    Text columns among `category_cols` (CSV, Parquet) are read as Categorical, without a str object per row."""
+    text_cols, category_cols = list(text_cols), list(category_cols)
     if str(path) == "-":
         name = name or "<stdin>"
         buffer = io.BytesIO(sys.stdin.buffer.read())
-        return _read_csv(buffer, name, sep=",", text_cols=text_cols), _Source(name)
+        return _read_csv(buffer, name, sep=",", text_cols=text_cols, category_cols=category_cols), _Source(name)
     path, name = Path(path), name or str(path)
     if not path.is_file():
         found = "a folder" if path.is_dir() else "nothing"
@@ -199,11 +208,11 @@ def read_any(path: str | Path, text_cols: Iterable[str], name: str | None = None
     suffixes = [s.lower() for s in path.suffixes if s.lower() not in _COMPRESSION]
     fmt = suffixes[-1] if suffixes else ""
     if fmt in (".parquet", ".pq"):
-        return _read_parquet(path, name), _Source(name, "row", 1)
+        return _read_parquet(path, name, category_cols), _Source(name, "row", 1)
     if fmt in RECBOLE:
         return _read_recbole(path, text_cols, name)
     sep = _SEPARATORS.get(fmt) or _sniff(path)
-    return _read_csv(path, name, sep=sep, text_cols=text_cols), _Source(name)
+    return _read_csv(path, name, sep=sep, text_cols=text_cols, category_cols=category_cols), _Source(name)
 
 
 def read_known(path: Path, *, sep: str, text_cols: Iterable[str], names: list[str] | None = None,
@@ -233,21 +242,31 @@ def _require(raw: pd.DataFrame, src: _Source, column: str, option: str) -> None:
 
 def _nonblank(raw: pd.DataFrame, src: _Source) -> pd.DataFrame:
     """Drop blank lines (all fields missing), keeping row labels for line numbers; fail when none remain."""
-    rows = raw.dropna(how="all")
+    blank = raw.isna().all(axis=1).to_numpy()  # a mask, not a copy of the whole table
+    rows = raw[~blank] if blank.any() else raw
     if rows.empty:
         raise DataError(f"{src.name}: expected at least one row after the header, found none")
     return rows
 
 
-def _ids(values: pd.Series, src: _Source, column: str) -> pd.Series:
-    """Ids as strings (see `id_text`); a missing id is an error."""
+def _ids(values: pd.Series, src: _Source, column: str, categorical: bool = False) -> pd.Series:
+    """Ids as strings (see `id_text`), or as a Categorical of str when `categorical`; a missing id is an error."""
     _fail_first(values.isna().to_numpy(), values, src, column, "a non-empty id")
-    return id_text(values)
+    is_categorical = isinstance(values.dtype, pd.CategoricalDtype)
+    if categorical and not is_categorical:
+        values = values.astype("category")
+    ids = id_text(values)
+    return ids.astype(object) if is_categorical and not categorical else ids
 
 
 def id_text(values: pd.Series) -> pd.Series:
     """Ids (none missing) as strings. A column of whole numbers stored as floats, in Parquet or as the text a
-    float column writes (every value like `1.0`), becomes their integer text `1`; the rest keep their text."""
+    float column writes (every value like `1.0`), becomes their integer text `1`; the rest keep their text.
+
+    A Categorical stays one, with the same policy applied to its (used) categories only: no str per row; ids
+    that become equal (`1` and `"1"`) are merged into one category."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return _category_text(values)
     if pd.api.types.is_float_dtype(values) and (values % 1 == 0).all():
         small = (values.abs() < 2.0**63).all()  # else int64 would wrap: 1e20 must read 100000000000000000000
         text = values.astype("int64").astype(str) if small else values.map(lambda v: str(int(v)))
@@ -258,6 +277,19 @@ def id_text(values: pd.Series) -> pd.Series:
     return text
 
 
+def _category_text(values: pd.Series) -> pd.Series:
+    """`id_text` of a Categorical Series (none missing), applied to its categories; codes stay as small as
+    pandas makes them (int32 or narrower below 2**31 categories)."""
+    used = values.cat.remove_unused_categories()  # the column policy must see only the ids that occur
+    text = id_text(pd.Series(used.cat.categories.to_numpy())).to_numpy(object)  # (C,) str
+    if pd.Index(text).is_unique:
+        return used.cat.rename_categories(text)
+    new_code, categories = pd.factorize(text)  # (C,), (C',): merge categories that became equal
+    codes = new_code[used.cat.codes.to_numpy()]  # (n,)
+    merged = pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
+    return pd.Series(merged, index=values.index, name=values.name)
+
+
 def to_float(values: pd.Series) -> pd.Series:
     """float64 values; NaN where missing or not a real number (text that is no number, a date, a list...)."""
     if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
@@ -265,7 +297,7 @@ def to_float(values: pd.Series) -> pd.Series:
     array = _numbers_of(values).to_numpy(na_value=np.nan)
     if np.iscomplexobj(array):
         array = np.where(array.imag == 0, array.real, np.nan)
-    return pd.Series(array.astype("float64"), index=values.index)
+    return pd.Series(array.astype("float64", copy=False), index=values.index)
 
 
 def _numbers_of(values: pd.Series) -> pd.Series:
@@ -370,7 +402,7 @@ def _drop_duplicates(ratings: pd.DataFrame, src: _Source) -> tuple[pd.DataFrame,
     return ratings.loc[np.sort(ordered.index[keep])], dropped
 
 
-def standardize_ratings(raw: pd.DataFrame, src: _Source, cols: Columns) -> pd.DataFrame:
+def standardize_ratings(raw: pd.DataFrame, src: _Source, cols: Columns, categorical: bool = False) -> pd.DataFrame:
     """Validate a raw ratings table and rename it to the standard columns (see `load_ratings`)."""
     _require(raw, src, cols.user, "--user-col")
     _require(raw, src, cols.item, "--item-col")
@@ -378,14 +410,15 @@ def standardize_ratings(raw: pd.DataFrame, src: _Source, cols: Columns) -> pd.Da
         if column != default:
             _require(raw, src, column, option)
     raw = _nonblank(raw, src)
-    out = pd.DataFrame({USER: _ids(raw[cols.user], src, cols.user),
-                        ITEM: _ids(raw[cols.item], src, cols.item)})
+    out = pd.DataFrame({USER: _ids(raw[cols.user], src, cols.user, categorical),
+                        ITEM: _ids(raw[cols.item], src, cols.item, categorical)})
     implicit = cols.rating not in raw.columns
     out[RATING] = 1.0 if implicit else _numbers(raw[cols.rating], src, cols.rating)
     if cols.time in raw.columns:
         out[TIME] = _seconds(raw[cols.time], src, cols.time)
     extras = [c for c in raw.columns if c not in cols and c not in RATING_COLUMNS]
-    out = pd.concat([out, raw[extras]], axis=1)
+    if extras:
+        out = pd.concat([out, raw[extras]], axis=1)
     out, dropped = _drop_duplicates(out, src)
     if not implicit:
         _warn_strays(out[RATING], src)
@@ -417,7 +450,7 @@ def standardize_features(raw: pd.DataFrame, src: _Source, id_col: str, kind: str
 
 
 def load_ratings(path: str | Path, *, user_col: str = USER, item_col: str = ITEM, rating_col: str = RATING,
-                 time_col: str = TIME, name: str | None = None) -> pd.DataFrame:
+                 time_col: str = TIME, name: str | None = None, categorical: bool = False) -> pd.DataFrame:
     """Read and validate a ratings file (CSV, TSV, Parquet, RecBole `.inter`; `.gz`/`.zip`; `-` for stdin).
 
     Args:
@@ -425,9 +458,12 @@ def load_ratings(path: str | Path, *, user_col: str = USER, item_col: str = ITEM
         user_col: column holding user ids; `item_col`, `rating_col`, `time_col` likewise. A missing default
             `rating` column means implicit feedback; a missing `timestamp` column means no times.
         name: the file name shown in messages (default: the path as given).
+        categorical: return the id columns as pandas Categorical (str categories, int32 or narrower codes)
+            instead of str objects, read so from CSV/Parquet: no Python str per row, for logs of millions of
+            ratings (what `coldstart fit` reads). Ids, validation and messages are the same.
 
     Returns:
-        Columns `user_id`, `item_id` (str), `rating` (float64), `timestamp` (float64 seconds, when present),
+        Columns `user_id`, `item_id` (str, or Categorical of str), `rating` (float64), `timestamp` (float64 seconds, when present),
         then the other columns unchanged; `attrs["implicit"]` and `attrs["duplicates_dropped"]` say how
         the file was read. Dropped duplicates and a few ratings far off the scale of the rest (`_warn_strays`)
         are logged as warnings.
@@ -437,8 +473,8 @@ def load_ratings(path: str | Path, *, user_col: str = USER, item_col: str = ITEM
             an empty id or a missing, unparsable or infinite rating/time.
     """
     cols = Columns(user_col, item_col, rating_col, time_col)
-    raw, src = read_any(path, text_cols=cols, name=name)
-    return standardize_ratings(raw, src, cols)
+    raw, src = read_any(path, text_cols=cols, name=name, category_cols=(user_col, item_col) if categorical else ())
+    return standardize_ratings(raw, src, cols, categorical)
 
 
 def load_features(path: str | Path, *, id_col: str, kind: str) -> pd.DataFrame:

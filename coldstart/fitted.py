@@ -73,8 +73,7 @@ def resolve_device(device: str) -> torch.device:
 def initial_state(config: Config, ratings: pd.DataFrame, items: pd.DataFrame | None,
                   users: pd.DataFrame | None) -> FittedState:
     """Everything `fit` learns before meta-training: vocabularies, encoders, the log, the initial network."""
-    catalogue = ratings["item_id"] if items is None else pd.concat([ratings["item_id"], items["item_id"].astype(str)])
-    item_ids, user_ids = IdMap.from_values(catalogue), IdMap.from_values(ratings["user_id"])
+    item_ids, user_ids = _catalogue(ratings["item_id"], items), IdMap.from_values(ratings["user_id"])
     item_encoder, user_encoder = FeatureEncoder.fit(items, "item_id"), FeatureEncoder.fit(users, "user_id")
     times = ratings["timestamp"].to_numpy(np.float64) if "timestamp" in ratings else None
     r = ratings["rating"].to_numpy(np.float32)
@@ -94,13 +93,23 @@ def initial_state(config: Config, ratings: pd.DataFrame, items: pd.DataFrame | N
                        user_encoder, user_encoder.transform(users, user_ids.to_list()), log_, stats, objective, net)
 
 
+def _catalogue(rated: pd.Series, items: pd.DataFrame | None) -> IdMap:
+    """The rated items in first-seen order, then the featured items never rated (never a str per rating row:
+    `rated` may be Categorical)."""
+    ids = IdMap.from_values(rated)
+    if items is None:
+        return ids
+    return IdMap(dict.fromkeys(ids.to_list() + items["item_id"].astype(str).tolist()))
+
+
 def validation_users(state: FittedState, ratings: pd.DataFrame) -> np.ndarray:
     """(V,) user indices held out of meta-training: the newest `validation_fraction` of the users with 2 or more
     interactions, by first timestamp (a seeded random draw without timestamps)."""
     eligible = np.flatnonzero(state.log.lengths() >= 2)
     n = int(round(state.config.validation_fraction * len(eligible)))
     if "timestamp" in ratings:
-        first = ratings.groupby("user_id")["timestamp"].min().reindex(state.users.to_list()).to_numpy()
+        first = ratings.groupby("user_id", observed=True)["timestamp"].min()
+        first = first.reindex(state.users.to_list()).to_numpy()
         order = eligible[np.argsort(-first[eligible], kind="stable")]
     else:
         order = np.random.default_rng(state.config.seed).permutation(eligible)

@@ -42,7 +42,7 @@ _LASTFM_FILES = {"user_artists.dat", "artists.dat"}
 
 def load_dataset(path: str | Path, *, items: str | Path | None = None, users: str | Path | None = None,
                  user_col: str = USER, item_col: str = ITEM, rating_col: str = RATING,
-                 time_col: str = TIME) -> Dataset:
+                 time_col: str = TIME, categorical: bool = False) -> Dataset:
     """Read ratings and side features from a known layout or a plain ratings file.
 
     Known layouts (given the folder or a file in it): MovieLens 100K, 1M (and MeLU's `ml-1m-melu`), latest;
@@ -56,15 +56,17 @@ def load_dataset(path: str | Path, *, items: str | Path | None = None, users: st
         item_col: see `user_col`.
         rating_col: see `user_col`.
         time_col: see `user_col`.
+        categorical: the ratings' id columns as pandas Categorical of str, never a str per row (for logs of
+            millions of ratings; see `load_ratings`).
 
     Raises:
         DataError: any file is missing or invalid, or a folder has no known layout.
     """
     cols = Columns(user_col, item_col, rating_col, time_col)
-    data = _load_known(Path(path), cols) if str(path) != "-" else None
+    data = _load_known(Path(path), cols, categorical) if str(path) != "-" else None
     if data is None:
         ratings = load_ratings(path, user_col=user_col, item_col=item_col, rating_col=rating_col,
-                               time_col=time_col)
+                               time_col=time_col, categorical=categorical)
         name = "stdin" if str(path) == "-" else Path(path).name.split(".")[0]
         data = Dataset(ratings, name=name, implicit=ratings.attrs["implicit"])
     if items is not None:
@@ -77,13 +79,13 @@ def load_dataset(path: str | Path, *, items: str | Path | None = None, users: st
 # ---------------------------------------------------------------- known layouts
 
 
-def _load_known(path: Path, cols: Columns) -> Dataset | None:
+def _load_known(path: Path, cols: Columns, categorical: bool = False) -> Dataset | None:
     """The dataset of a known layout at `path` (a folder or one of its files), or None for a plain file."""
     if path.is_file():
         if path.name in _MOVIELENS_FILES | _LASTFM_FILES:
-            return _load_folder(path.parent, lastfm=path.name in _LASTFM_FILES, cols=cols)
+            return _load_folder(path.parent, lastfm=path.name in _LASTFM_FILES, cols=cols, categorical=categorical)
         recbole = path.suffix.lower() in RECBOLE
-        return _load_recbole(path.with_suffix(".inter"), cols) if recbole else None
+        return _load_recbole(path.with_suffix(".inter"), cols, categorical) if recbole else None
     if not path.is_dir():
         return None  # load_ratings reports the missing file
     inters = sorted(path.glob("*.inter"))
@@ -91,20 +93,20 @@ def _load_known(path: Path, cols: Columns) -> Dataset | None:
         found = ", ".join(p.name for p in inters)
         raise DataError(f"{path}: expected one RecBole .inter file, found {found}")
     if inters:
-        return _load_recbole(inters[0], cols)
-    return _load_folder(path, lastfm=(path / "user_artists.dat").is_file(), cols=cols)
+        return _load_recbole(inters[0], cols, categorical)
+    return _load_folder(path, lastfm=(path / "user_artists.dat").is_file(), cols=cols, categorical=categorical)
 
 
-def _load_folder(folder: Path, *, lastfm: bool, cols: Columns) -> Dataset:
+def _load_folder(folder: Path, *, lastfm: bool, cols: Columns, categorical: bool = False) -> Dataset:
     """A MovieLens (100K, 1M, MeLU's 1M, latest) or Last.fm folder."""
     if lastfm:
-        return _load_lastfm(folder)
+        return _load_lastfm(folder, categorical)
     ratings = _first(folder, ("u.data", "ratings.dat", "ratings.csv", "ratings.csv.gz"))
     if ratings is None:
         found = sorted(p.name for p in folder.iterdir())
         raise DataError(f"{folder}: expected a known layout (MovieLens u.data/ratings.dat/ratings.csv, "
                         f"RecBole *.inter, Last.fm user_artists.dat), found {found}")
-    frame = _movielens_ratings(ratings, cols)
+    frame = _movielens_ratings(ratings, cols, categorical)
     return Dataset(frame, _movielens_items(folder), _movielens_users(folder), folder.resolve().name,
                    frame.attrs["implicit"])
 
@@ -113,16 +115,16 @@ def _first(folder: Path, names: Sequence[str]) -> Path | None:
     return next((folder / n for n in names if (folder / n).is_file()), None)
 
 
-def _movielens_ratings(path: Path, cols: Columns) -> pd.DataFrame:
+def _movielens_ratings(path: Path, cols: Columns, categorical: bool = False) -> pd.DataFrame:
     if path.name in ("u.data", "ratings.dat"):
         sep = "\t" if path.name == "u.data" else "::"
         raw, src = read_known(path, sep=sep, text_cols=RATING_COLUMNS, names=list(RATING_COLUMNS))
-        return standardize_ratings(raw, src, Columns())
+        return standardize_ratings(raw, src, Columns(), categorical)
     header = read_header(path, str(path), sep=",")
     if "userId" in header and "movieId" in header:  # MovieLens latest
         cols = cols._replace(user="userId", item="movieId")
     return load_ratings(path, user_col=cols.user, item_col=cols.item, rating_col=cols.rating,
-                        time_col=cols.time)
+                        time_col=cols.time, categorical=categorical)
 
 
 def _movielens_users(folder: Path) -> pd.DataFrame | None:
@@ -174,20 +176,20 @@ def _ml100k_items(path: Path, genres: list[str]) -> pd.DataFrame:
     return standardize_features(raw[[ITEM, "title", "genres", "year"]], src, ITEM, "item")
 
 
-def _load_recbole(inter: Path, cols: Columns) -> Dataset:
+def _load_recbole(inter: Path, cols: Columns, categorical: bool = False) -> Dataset:
     """RecBole atomic files `<name>.inter` (+ `<name>.item`, `<name>.user`) beside each other."""
     ratings = load_ratings(inter, user_col=cols.user, item_col=cols.item, rating_col=cols.rating,
-                           time_col=cols.time)
+                           time_col=cols.time, categorical=categorical)
     item_file, user_file = inter.with_suffix(".item"), inter.with_suffix(".user")
     items = load_features(item_file, id_col=cols.item, kind="item") if item_file.is_file() else None
     users = load_features(user_file, id_col=cols.user, kind="user") if user_file.is_file() else None
     return Dataset(ratings, items, users, inter.stem, ratings.attrs["implicit"])
 
 
-def _load_lastfm(folder: Path) -> Dataset:
+def _load_lastfm(folder: Path, categorical: bool = False) -> Dataset:
     """HetRec 2011 Last.fm: play counts are implicit feedback (rating 1.0, `weight` kept); artists = items."""
     raw, src = read_known(folder / "user_artists.dat", sep="\t", text_cols=["userID", "artistID"])
-    ratings = standardize_ratings(raw, src, Columns("userID", "artistID"))
+    ratings = standardize_ratings(raw, src, Columns("userID", "artistID"), categorical)
     items = None
     if (folder / "artists.dat").is_file():
         raw, src = read_known(folder / "artists.dat", sep="\t", text_cols=["id", "name"])

@@ -30,16 +30,21 @@ SHOWN_UNKNOWN = 5  # unknown support items named in the warning
 
 def check_frame(df: pd.DataFrame, what: str, need_rating: bool = True) -> pd.DataFrame:
     """A copy with string ids, a finite float rating (1.0 when absent; only when `need_rating`) and finite
-    timestamp seconds (when present); a ValueError naming the row (0-based position) and column otherwise."""
+    timestamp seconds (when present); a ValueError naming the row (0-based position) and column otherwise.
+
+    Categorical id columns stay Categorical (their categories become the id strings, see `data.id_text`), so a
+    log of millions of rows never holds a str per row; columns already in their checked form are not copied."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{what}: expected a pandas DataFrame, found {type(df).__name__}")
     _check_columns(df, what)
-    out = df.assign(user_id=_ids(df, "user_id", what), item_id=_ids(df, "item_id", what))
+    out = df.copy(deep=False)  # new columns replace, never write into, df's arrays
+    out["user_id"], out["item_id"] = _ids(df, "user_id", what), _ids(df, "item_id", what)
     if need_rating:
         out["rating"] = _finite(out, "rating", to_float, what) if "rating" in out else 1.0
     if "timestamp" in out:
         out["timestamp"] = _finite(out, "timestamp", to_seconds, what)
-    return out.reset_index(drop=True)
+    out.index = pd.RangeIndex(len(out))
+    return out
 
 
 def _check_columns(df: pd.DataFrame, what: str) -> None:
@@ -56,7 +61,7 @@ def _ids(df: pd.DataFrame, col: str, what: str) -> pd.Series:
     if missing.any():
         raise ValueError(f"{what}: row {missing.argmax()}, column {col!r}: expected an id, "
                          "found a missing value")
-    return id_text(df[col])
+    return id_text(df[col])  # a Categorical stays one
 
 
 def _finite(df: pd.DataFrame, col: str, parse: Callable[[pd.Series], pd.Series], what: str) -> pd.Series:

@@ -26,8 +26,11 @@ class IdMap:
 
     @classmethod
     def from_values(cls, values: Iterable[str]) -> IdMap:
-        """The distinct ids of `values` in first-seen order."""
+        """The distinct ids of `values` in first-seen order (of a Categorical: its categories that occur)."""
         values = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            first = pd.unique(values.cat.codes.to_numpy())  # (C,) category codes in first-seen order
+            return cls(values.cat.categories.to_numpy(object)[first[first >= 0]])
         return cls(values.unique())
 
     def __len__(self) -> int:
@@ -40,9 +43,14 @@ class IdMap:
         return f"IdMap({len(self)} ids)"
 
     def index(self, ids: Sequence[str] | pd.Series) -> np.ndarray:
-        """Indices (int64) of `ids`; -1 for an id not in the map."""
+        """Indices (int64) of `ids`; -1 for an id not in the map. A Categorical is looked up by its categories,
+        then taken by its codes: no per-row hashing of strings."""
         if isinstance(ids, str):
             raise TypeError("IdMap.index takes a sequence of ids; wrap a single id in a list")
+        if isinstance(getattr(ids, "dtype", None), pd.CategoricalDtype):
+            ids = pd.Series(ids)  # a Categorical or a CategoricalIndex -> .cat
+            found = self.index(ids.cat.categories.to_numpy(object))  # (C,)
+            return np.append(found, -1)[ids.cat.codes.to_numpy()]  # (n,) code -1 (missing) -> -1
         return self._index.get_indexer(pd.Index(ids, dtype=object)).astype(np.int64, copy=False)
 
     def ids(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
