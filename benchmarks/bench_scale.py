@@ -50,11 +50,11 @@ from coldstart.fitted import initial_state
 from coldstart.frames import check_frame
 from coldstart.features import features_to
 from coldstart.train import meta_train
-folder, steps = sys.argv[1], int(sys.argv[2])
+folder, steps, device = sys.argv[1], int(sys.argv[2]), sys.argv[4]
 t = time.perf_counter()
 data = load_dataset(folder + "/ratings.parquet", categorical=True)  # as `coldstart fit` reads it
 ratings = check_frame(data.ratings, "ratings")
-config = Config(epochs=1, seed=0)
+config = Config(epochs=1, seed=0, device=device)
 state = initial_state(config, ratings, None, None)
 del data, ratings
 prepare = time.perf_counter() - t
@@ -66,15 +66,17 @@ def on_step(r):
     if r.step + 1 >= steps:
         raise Stop
 try:
-    meta_train(state.net, state.learner, state.objective, state.log, features_to(state.user_feats, "cpu"),
-               np.random.default_rng(0), torch.device("cpu"), on_step)
+    dev = state.net.item_bias.device
+    meta_train(state.net, state.learner, state.objective, state.log, features_to(state.user_feats, dev),
+               np.random.default_rng(0), dev, on_step)
 except Stop:
     pass
 rss = peak_rss()
 from coldstart.persist import save_model
 save_model(state, sys.argv[3], user_history=False)  # the model the recommend step streams users through
+gpu = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
 print(json.dumps({"prepare_s": prepare, "tasks_per_s": rate[-1], "users": len(state.users),
-                  "rss_gib": rss}))
+                  "rss_gib": rss, "gpu_gib": gpu}))
 """
 
 RECOMMEND = PEAK_RSS + r"""
@@ -83,10 +85,11 @@ import torch
 torch.set_num_threads(1)
 from coldstart import ColdStartRecommender
 from coldstart.streaming import stream_recommend
-rec = ColdStartRecommender.load(sys.argv[1])
+rec = ColdStartRecommender.load(sys.argv[1], device=sys.argv[4])
 done = stream_recommend(rec, sys.argv[2], sys.argv[3], k=10)
+gpu = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
 print(json.dumps({"users_per_s": done.users_per_s, "seconds": done.seconds,
-                  "rss_gib": peak_rss()}))
+                  "rss_gib": peak_rss(), "gpu_gib": gpu}))
 """
 
 
@@ -108,7 +111,7 @@ def new_users(n: int, n_items: int, path: Path) -> None:
 
 
 def slope(x: list[float], y: list[float]) -> str:
-    if len(x) < 2:
+    if len(x) < 2 or min(y) <= 0:
         return "-"
     return f"{np.polyfit(np.log(x), np.log(y), 1)[0]:.2f}"
 
@@ -120,6 +123,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100, help="meta-steps timed per size")
     p.add_argument("--new-users", type=int, default=100_000, help="users streamed through recommend")
     p.add_argument("--work", default=None, help="folder for the logs (default: a temporary one)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (GPU columns: peak allocated memory)")
     args = p.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_scale."))
     work.mkdir(parents=True, exist_ok=True)
@@ -135,8 +139,8 @@ def main() -> None:
             write_synthetic(folder, n_users, args.items, ratings_per_user=PER_USER, seed=0)
         generate = time.perf_counter() - t
         model = folder / "model"
-        fit = run(FIT, str(folder), str(args.steps), str(model))
-        rec = run(RECOMMEND, str(model), str(support), str(work / "recs.parquet"))
+        fit = run(FIT, str(folder), str(args.steps), str(model), args.device)
+        rec = run(RECOMMEND, str(model), str(support), str(work / "recs.parquet"), args.device)
         rows.append({"ratings": size, "users": fit["users"], "generate_s": generate, **{f"fit_{k}": v for k, v in
                      fit.items() if k != "users"}, **{f"rec_{k}": v for k, v in rec.items()}})
         r = rows[-1]
@@ -148,7 +152,7 @@ def main() -> None:
 def print_table(rows: list[dict], new: int) -> None:
     cols = [("generate_s", "generate s"), ("fit_prepare_s", "load+prepare s"), ("fit_tasks_per_s", "tasks/s"),
             ("epoch_s", "epoch s"), ("fit_rss_gib", "fit peak RSS GiB"), ("rec_users_per_s", "recommend users/s"),
-            ("rec_rss_gib", "recommend peak RSS GiB")]
+            ("rec_rss_gib", "recommend peak RSS GiB"), ("fit_gpu_gib", "fit GPU GiB"), ("rec_gpu_gib", "recommend GPU GiB")]
     print(f"\n| ratings | users | {' | '.join(name for _, name in cols)} |")
     print("|---:|---:|" + "---:|" * len(cols))
     for r in rows:
