@@ -15,6 +15,7 @@ import typer
 if TYPE_CHECKING:  # the heavy modules (torch, pandas) are imported inside the commands: `--help` is instant
     import pandas as pd
 
+    from .config import Config
     from .recommender import ColdStartRecommender
     from .train import StepReport
 
@@ -205,8 +206,9 @@ def recommend(
         rec = ColdStartRecommender.load(model)
         if ratings is not None and output is not None and fmt is None and streamable(ratings) and streamable(output):
             feats = load_features(users, id_col=user_col, kind="user") if users else None
-            done = stream_recommend(rec, ratings, output, k=k, exclude_seen=exclude_seen, users=feats,
-                                    cols=Columns(user_col, item_col, rating_col), on_chunk=_chunk_note(quiet))
+            with _chunk_progress(quiet, ratings) as on_chunk:
+                done = stream_recommend(rec, ratings, output, k=k, exclude_seen=exclude_seen, users=feats,
+                                        cols=Columns(user_col, item_col, rating_col), on_chunk=on_chunk)
             _note(quiet, f"wrote {output}: {done.users:,} users in {done.seconds:.1f}s "
                          f"({done.users_per_s:,.0f} users/s)")
             return
@@ -474,16 +476,45 @@ def _check_output(output: Path | None) -> None:
         fail(f"--output {output}: the folder {output.parent} does not exist")
 
 
-def _chunk_note(quiet: bool):
-    """A progress line per streamed chunk, at most every PROGRESS_EVERY_S seconds (and never with --quiet)."""
-    last = [float("-inf")]
+class _chunk_progress:
+    """Progress of a streamed recommend on stderr: a rich bar over the support rows on a terminal (its total from
+    the Parquet footer), else a plain line at most every PROGRESS_EVERY_S seconds; nothing with --quiet."""
 
-    def note(p) -> None:
-        if not quiet and p.seconds - last[0] >= PROGRESS_EVERY_S:
-            last[0] = p.seconds
+    def __init__(self, quiet: bool, source: Path):
+        self.quiet, self.source, self.bar, self.last = quiet, source, None, float("-inf")
+
+    def __enter__(self):
+        if self.quiet or not sys.stderr.isatty():
+            return self.line
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        self.bar = Progress(TextColumn("scoring"), BarColumn(), TextColumn("{task.completed:,} of {task.total:,} rows"
+                            "  {task.fields[users]:,} users  {task.fields[rate]:,.0f} users/s"),
+                            TimeRemainingColumn(), console=Console(stderr=True))
+        self.bar.start()
+        self.task = self.bar.add_task("score", total=_rows_in(self.source), users=0, rate=0.0)
+        return self.update
+
+    def update(self, p) -> None:
+        self.bar.update(self.task, completed=p.rows, users=p.users, rate=p.users_per_s)
+
+    def line(self, p) -> None:
+        if not self.quiet and p.seconds - self.last >= PROGRESS_EVERY_S:
+            self.last = p.seconds
             typer.echo(f"scored {p.users:,} users ({p.rows:,} support rows) in {p.seconds:.0f}s, "
                        f"{p.users_per_s:,.0f} users/s", err=True)
-    return note
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _rows_in(source: Path) -> int | None:
+    """The number of rows of a Parquet file (from its footer); None for other files."""
+    if source.suffix.lower() not in (".parquet", ".pq"):
+        return None
+    import pyarrow.parquet as pq
+    return pq.ParquetFile(source).metadata.num_rows
 
 
 def _parse_rates(rec: ColdStartRecommender, rates: list[str]) -> pd.DataFrame:

@@ -2,13 +2,16 @@
 together, and a failure leaves no output file."""
 from __future__ import annotations
 
+import io
+import sys
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from coldstart.cli import app
+from coldstart.cli import _chunk_progress, app
 from coldstart.data import DataError
-from coldstart.streaming import stream_recommend, user_chunks
+from coldstart.streaming import Progress, stream_recommend, user_chunks
 from tests.conftest import support_of
 
 USERS = [f"u{u}" for u in range(0, 60, 2)]
@@ -54,6 +57,7 @@ def test_cli_streams_and_leaves_nothing_on_failure(fitted, support, tmp_path):
     result = CliRunner().invoke(app, ["recommend", "--model", str(model), "--ratings", str(source), "--output",
                                       str(out), "-k", "4"])
     assert result.exit_code == 0, result.output
+    assert "scored " in result.stderr and f"wrote {out}: {len(USERS)} users" in result.stderr
     pd.testing.assert_frame_equal(pd.read_parquet(out), fitted.recommend(support, k=4), check_dtype=False)
     bad = support.assign(rating=support["rating"].astype(str))
     bad.loc[len(bad) - 1, "rating"] = "five"
@@ -63,3 +67,17 @@ def test_cli_streams_and_leaves_nothing_on_failure(fitted, support, tmp_path):
                                       str(out)])
     assert result.exit_code == 1 and "expected a finite number, found 'five'" in result.stderr
     assert not out.exists() and not list(tmp_path.glob(".recs*"))
+
+
+def test_on_a_terminal_the_progress_bar_counts_the_rows_of_the_parquet_footer(support, tmp_path, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    source = tmp_path / "s.parquet"
+    support.to_parquet(source)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    with _chunk_progress(False, source) as on_chunk:
+        on_chunk(Progress(users=3, rows=15, seconds=1.0))
+    shown = sys.stderr.getvalue()
+    assert f"15 of {len(support)} rows" in shown and "3 users" in shown
