@@ -23,6 +23,7 @@ import torch
 
 from .persist import META
 from .recommender import ColdStartRecommender
+from .streaming import whole_users
 
 RECOMMEND_SCHEMA = "user_id string, rank int, item_id string, score double"  # recommend's columns, as Spark DDL
 PREDICT_SCHEMA = "user_id string, item_id string, prediction double"  # predict's columns, as Spark DDL
@@ -95,23 +96,6 @@ def _prepared(model_dir: ModelDir, threads: int | None) -> ColdStartRecommender:
 def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
     types = {"rank": "int64", "score": "float64", "prediction": "float64"}
     return pd.DataFrame({c: pd.Series(dtype=types.get(c, object)) for c in columns})
-
-
-def whole_users(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """Re-cut a stream of frames whose rows are sorted by `user_id` so that no user's rows span two frames: each
-    frame's last user waits for the next frame (Spark's `mapInPandas` cuts a partition every 10,000 rows)."""
-    pending = None
-    for batch in batches:
-        if pending is not None:
-            batch = pd.concat([pending, batch], ignore_index=True)
-        if batch.empty:
-            continue
-        last = (batch["user_id"] == batch["user_id"].iloc[-1]).to_numpy()
-        pending = batch[last]
-        if not last.all():
-            yield batch[~last]
-    if pending is not None and not pending.empty:
-        yield pending
 
 
 @dataclass(frozen=True)

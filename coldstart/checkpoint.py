@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from safetensors.torch import save as save_tensors
 from .config import Config
 from .files import atomic_bytes
 from .fitted import FittedState
+from .persist import header_json
 from .train import Snapshot
 
 CHECKPOINT_FORMAT = 1
@@ -66,8 +66,7 @@ def load_checkpoint(path: Path, config: Config, data: str) -> Snapshot:
     try:
         raw = path.read_bytes()
         tensors = load_tensors(raw)
-        (size,) = struct.unpack("<Q", raw[:8])
-        header = json.loads(json.loads(raw[8:8 + size])["__metadata__"]["checkpoint"])
+        header = header_json(raw, "checkpoint")
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no checkpoint to resume from") from None
     except Exception as exc:  # safetensors and json raise their own types for foreign bytes

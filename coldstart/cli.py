@@ -58,9 +58,10 @@ class UsageError(ValueError):
 
 
 def bad_input() -> tuple[type[BaseException], ...]:
-    """What a command turns into a one-line error: bad input exits 1, bad usage 2 (see `handled`)."""
+    """What a command turns into a one-line error (UsageError is a ValueError): bad input exits 1, bad usage 2
+    (see `handled`)."""
     from .recommender import NotFittedError
-    return (UsageError, ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, NotFittedError)
+    return (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, NotFittedError)
 
 
 def fail(message: str, code: int = 1) -> None:

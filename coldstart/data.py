@@ -101,19 +101,51 @@ def _read_csv(src: Path | io.IOBase, name: str, *, sep: str, text_cols: Iterable
               category_cols: Iterable[str] = ()) -> pd.DataFrame:
     """Read delimited text; `text_cols` stay str (only "" is missing), `category_cols` among them become
     Categorical of str (converted column by column after parsing); blank lines become NaN rows."""
-    opts = {"sep": sep, "quoting": quoting, "header": None if names else 0, "names": names}
-    header = list(names) if names else read_header(src, name, sep=sep, quoting=quoting)
-    text_cols, category_cols = set(text_cols), set(category_cols)
-    na = {c: [""] if c in text_cols else _NA_TOKENS for c in header}
+    header, opts = _csv_options(src, name, sep, text_cols, names, quoting)
     with _wrap_errors(name, sep):
-        frame = pd.read_csv(src, dtype={c: str for c in header if c in text_cols}, keep_default_na=False,
-                            na_values=na, skip_blank_lines=False, **opts)
-    for col in category_cols & set(frame.columns):  # the parser's own category dtype reads `007` as 7
+        frame = pd.read_csv(src, **opts)
+    for col in set(category_cols) & set(frame.columns):  # the parser's own category dtype reads `007` as 7
         frame[col] = frame[col].astype("category")
-    if not frame.index.equals(pd.RangeIndex(len(frame))):  # pandas took the first field(s) for row labels
-        raise DataError(f"{name}, line {1 if names else 2}: expected {len(header)} fields, as in the "
-                        f"{'layout' if names else 'header'}, found more (a separator at the end of a line?)")
+    _check_width(frame, 0, name, header, names)
     return frame
+
+
+def read_csv_chunks(path: Path, name: str, *, sep: str, text_cols: Iterable[str], rows: int
+                    ) -> Iterator[tuple[pd.DataFrame, _Source]]:
+    """`_read_csv` of a file with a header, `rows` rows at a time: each frame (labelled from 0) with the
+    _Source that gives its rows' line numbers in the whole file."""
+    header, opts = _csv_options(path, name, sep, text_cols, None, csv.QUOTE_MINIMAL)
+    with _wrap_errors(name, sep):
+        reader = pd.read_csv(path, chunksize=rows, **opts)
+    start = 0
+    while True:
+        with _wrap_errors(name, sep):  # parse errors only: the checks and the consumer's own raise as they are
+            frame = next(reader, None)
+        if frame is None:
+            return
+        _check_width(frame, start, name, header, None)
+        yield frame.reset_index(drop=True), _Source(name, "line", start + 2)
+        start += len(frame)
+
+
+def _csv_options(src: Path | io.IOBase, name: str, sep: str, text_cols: Iterable[str],
+                 names: list[str] | None, quoting: int) -> tuple[list[str], dict]:
+    """The header and `pd.read_csv` options of the project's text reading: `text_cols` as str, only "" missing
+    in them, blank lines kept (as NaN rows)."""
+    header = list(names) if names else read_header(src, name, sep=sep, quoting=quoting)
+    text_cols = set(text_cols)
+    na = {c: [""] if c in text_cols else _NA_TOKENS for c in header}
+    return header, {"sep": sep, "quoting": quoting, "header": None if names else 0, "names": names,
+                    "dtype": {c: str for c in header if c in text_cols}, "keep_default_na": False,
+                    "na_values": na, "skip_blank_lines": False}
+
+
+def _check_width(frame: pd.DataFrame, start: int, name: str, header: list[str], names: list[str] | None) -> None:
+    """A DataError when pandas took the first field(s) of a row for row labels: a row wider than the header."""
+    if not frame.index.equals(pd.RangeIndex(start, start + len(frame))):
+        line = start + (1 if names else 2)
+        raise DataError(f"{name}, line {line}: expected {len(header)} fields, as in the "
+                        f"{'layout' if names else 'header'}, found more (a separator at the end of a line?)")
 
 
 def read_header(src: Path | io.IOBase, name: str, *, sep: str, quoting: int = csv.QUOTE_MINIMAL,

@@ -299,11 +299,18 @@ def _parse(data: bytes, file: Path) -> dict[str, torch.Tensor]:
         raise ModelFormatError(f"{file}: not a readable safetensors file ({exc})") from None
 
 
+def header_json(data: bytes, key: str) -> Any:
+    """The JSON value stored under `key` in the header metadata of safetensors bytes (JSON, never code).
+
+    Raises struct.error, ValueError, KeyError or TypeError for bytes that hold none."""
+    (size,) = struct.unpack("<Q", data[:8])
+    return json.loads(json.loads(data[8:8 + size])["__metadata__"][key])
+
+
 def _users_of(data: bytes, file: Path) -> list[str]:
-    """The training user ids kept in the history file's safetensors header (JSON, never code)."""
+    """The training user ids kept in the history file's header."""
     try:
-        (size,) = struct.unpack("<Q", data[:8])
-        users = json.loads(json.loads(data[8:8 + size])["__metadata__"]["users"])
+        users = header_json(data, "users")
     except (struct.error, ValueError, KeyError, TypeError) as exc:
         raise ModelFormatError(f"{file}: no list of users in its header ({exc!r})") from None
     if not (isinstance(users, list) and all(isinstance(u, str) for u in users)):

@@ -7,18 +7,15 @@ next one, and a user met again after other users is an error. Each user is score
 """
 from __future__ import annotations
 
-import csv
-import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from .data import _NA_TOKENS, Columns, DataError, _Source, _wrap_errors, read_header, standardize_ratings
-from .files import file_mode
+from .data import Columns, DataError, _Source, read_csv_chunks, standardize_ratings
+from .files import atomic_file
 
 CHUNK_ROWS = 1 << 18  # support rows read at once (about 260k: ~50 MB of frames, whatever the file's size)
 STREAMABLE = (".parquet", ".pq", ".csv")
@@ -51,54 +48,60 @@ def stream_recommend(rec, support: Path, output: Path, k: int = 10, exclude_seen
     if not streamable(output):
         raise ValueError(f"{output}: streaming writes .parquet or .csv, found {output.suffix or 'no extension'!r}")
     start, done = time.perf_counter(), Progress(0, 0, 0.0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(fd)
-    writer = _Writer(Path(tmp), output.suffix.lower())
-    try:
-        for chunk in user_chunks(support, cols, chunk_rows):
-            recs = rec.recommend(chunk, k=k, exclude_seen=exclude_seen, users=users)
-            writer.write(recs)
-            done = Progress(done.users + chunk["user_id"].nunique(), done.rows + len(chunk),
-                            time.perf_counter() - start)
-            if on_chunk is not None:
-                on_chunk(done)
-        writer.close()
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, output)
-    finally:
-        writer.close()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    def write(tmp: str) -> None:
+        nonlocal done
+        writer = _Writer(Path(tmp), output.suffix.lower())
+        try:
+            for chunk in user_chunks(support, cols, chunk_rows):
+                writer.write(rec.recommend(chunk, k=k, exclude_seen=exclude_seen, users=users))
+                done = Progress(done.users + chunk["user_id"].nunique(), done.rows + len(chunk),
+                                time.perf_counter() - start)
+                if on_chunk is not None:
+                    on_chunk(done)
+        finally:
+            writer.close()
+
+    atomic_file(output, write)  # complete under its name at the end (umask permissions), or not at all
     return done
 
 
 def user_chunks(path: Path, cols: Columns = Columns(), chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """Checked support frames of about `chunk_rows` rows, each holding whole users."""
-    carry, finished = None, set()
-    for raw, src in _raw_chunks(Path(path), cols, chunk_rows):
-        frame = standardize_ratings(raw, src, cols)
-        if carry is not None:
-            frame = pd.concat([carry, frame], ignore_index=True)
-        last = frame["user_id"].iloc[-1] if len(frame) else None
-        tail = (frame["user_id"] == last).to_numpy()
-        carry, ready = frame[tail], frame[~tail]
-        _check_grouped(ready, finished, src)
-        if len(ready):
-            yield ready.reset_index(drop=True)
-    if carry is not None and len(carry):
-        _check_grouped(carry, finished, _Source(str(path)))
-        yield carry.reset_index(drop=True)
+    finished: set[str] = set()
+    checked = (standardize_ratings(raw, src, cols) for raw, src in _raw_chunks(Path(path), cols, chunk_rows))
+    for frame in whole_users(checked):
+        _check_grouped(frame, finished, str(path))
+        yield frame.reset_index(drop=True)
 
 
-def _check_grouped(frame: pd.DataFrame, finished: set[str], src: _Source) -> None:
-    """Refuse a user whose rows are not together: met again after other users (in this chunk or an earlier one)."""
+def whole_users(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Re-cut a stream of frames whose rows are grouped by `user_id` so that no user's rows span two frames: each
+    frame's last user waits for the next frame (a file read in chunks; Spark's `mapInPandas`, which cuts a
+    partition every 10,000 rows)."""
+    pending = None
+    for batch in batches:
+        if pending is not None:
+            batch = pd.concat([pending, batch], ignore_index=True)
+        if batch.empty:
+            continue
+        last = (batch["user_id"] == batch["user_id"].iloc[-1]).to_numpy()
+        pending = batch[last]
+        if not last.all():
+            yield batch[~last]
+    if pending is not None and not pending.empty:
+        yield pending
+
+
+def _check_grouped(frame: pd.DataFrame, finished: set[str], name: str) -> None:
+    """Refuse a user whose rows are not together: met again after other users (in this frame or an earlier one)."""
     ids = frame["user_id"].to_numpy()
     starts = ids[1:] != ids[:-1]
     runs = [ids[0], *ids[1:][starts]] if len(ids) else []
     again = [u for u in runs if u in finished]
     if len(again) or len(runs) != len(set(runs)):
         user = again[0] if again else pd.Series(runs)[pd.Series(runs).duplicated()].iloc[0]
-        raise DataError(f"{src.name}: user {user!r} appears again after other users; streaming needs each user's "
+        raise DataError(f"{name}: user {user!r} appears again after other users; streaming needs each user's "
                         "rows together (sort the file by user_id)")
     finished.update(runs)
 
@@ -130,17 +133,7 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame,
 
 
 def _csv_chunks(path: Path, cols: Columns, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, _Source]]:
-    header = read_header(path, str(path), sep=",")
-    text = {cols.user, cols.item}
-    na = {c: [""] if c in text else _NA_TOKENS for c in header}
-    first = 2
-    with _wrap_errors(str(path), ","):
-        reader = pd.read_csv(path, dtype={c: str for c in header if c in text}, keep_default_na=False,
-                             na_values=na, skip_blank_lines=False, quoting=csv.QUOTE_MINIMAL, chunksize=chunk_rows)
-        for frame in reader:
-            frame = frame.reset_index(drop=True)
-            yield frame, _Source(str(path), "line", first)
-            first += len(frame)
+    return read_csv_chunks(path, str(path), sep=",", text_cols=(cols.user, cols.item), rows=chunk_rows)
 
 
 class _Writer:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from coldstart.cli import _chunk_progress, app
-from coldstart.data import DataError
+from coldstart.data import DataError, load_ratings
 from coldstart.streaming import Progress, stream_recommend, user_chunks
 from tests.conftest import support_of
 
@@ -81,3 +81,16 @@ def test_on_a_terminal_the_progress_bar_counts_the_rows_of_the_parquet_footer(su
         on_chunk(Progress(users=3, rows=15, seconds=1.0))
     shown = sys.stderr.getvalue()
     assert f"15 of {len(support)} rows" in shown and "3 users" in shown
+
+
+def test_a_streamed_csv_row_wider_than_the_header_names_its_line(tmp_path):
+    """As the whole-file reader does: not a silent shift of the columns into a missing rating."""
+    source = tmp_path / "s.csv"
+    for text, expected in (("u1,i1,5,\nu1,i2,4\n", r"s\.csv, line 2: expected 3 fields, as in the header, found more"),
+                           ("u1,i1,5\nu1,i2,4\nu2,i3,3,\n", r"s\.csv: .*Expected 3 fields in line 4, saw 4")):
+        source.write_text("user_id,item_id,rating\n" + text)
+        with pytest.raises(DataError, match=expected):
+            load_ratings(source)
+        for rows in (1, 2, 1000):
+            with pytest.raises(DataError, match=expected):
+                list(user_chunks(source, chunk_rows=rows))
