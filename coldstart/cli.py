@@ -525,7 +525,7 @@ def _parse_rates(rec: ColdStartRecommender, rates: list[str]) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    from .data import out_of_scale
+    from .data import SCALE_TOLERANCE, out_of_scale
     rows = []
     for text in rates:
         item, sep, value = text.rpartition("=")
@@ -539,8 +539,8 @@ def _parse_rates(rec: ColdStartRecommender, rates: list[str]) -> pd.DataFrame:
             raise UsageError(f"--rate {text!r}: expected a finite rating, found {value!r}")
         low, high = rec.rating_stats_["min"], rec.rating_stats_["max"]
         if high > low and out_of_scale(np.array([rating]), low, high)[0]:
-            raise UsageError(f"--rate {text!r}: expected a rating on the model's scale {low:g} to {high:g}, found "
-                             f"{value!r}")
+            raise UsageError(f"--rate {text!r}: expected a rating on the model's scale {low:g} to {high:g} (give or "
+                             f"take {SCALE_TOLERANCE * (high - low):g}), found {value!r}")
         rows.append({"user_id": "new-user", "item_id": _resolve_item(rec, item.strip()), "rating": rating})
     return pd.DataFrame(rows)
 
