@@ -15,10 +15,11 @@ _HOMES = {
     "ConfigError": "config", "DataError": "data", "Dataset": "data", "load_features": "data",
     "load_ratings": "data", "IdMap": "ids", "load_dataset": "formats", "ModelFormatError": "persist",
     "make_synthetic": "synthetic", "TrainingDiverged": "train", "CheckpointError": "checkpoint",
+    "Interviewer": "interview",
 }
 __all__ = [
     "CheckpointError", "ColdStartRecommender", "Config", "ConfigError", "DataError", "Dataset", "IdMap",
-    "ModelFormatError", "NotFittedError", "TrainingDiverged", "load_dataset", "load_features", "load_ratings",
+    "Interviewer", "ModelFormatError", "NotFittedError", "TrainingDiverged", "load_dataset", "load_features", "load_ratings",
     "make_synthetic", "__version__",
 ]
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .data import DataError, Dataset, load_features, load_ratings
     from .formats import load_dataset
     from .ids import IdMap
+    from .interview import Interviewer
     from .persist import ModelFormatError
     from .recommender import ColdStartRecommender, NotFittedError
     from .synthetic import make_synthetic

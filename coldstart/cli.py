@@ -93,6 +93,9 @@ def fit(
     learner: Learner = None,
     validation_fraction: Annotated[Optional[float], typer.Option(
         help="Hold out this share of the training users (the newest) and keep the epoch they score best.")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="als or ease: a warm model fitted on the training log "
+                                                   "guides meta-training (see config teacher_*); used only by fit.")
+                       ] = None,
     device: Device = None, seed: Seed = None, config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
     time_col: TimeCol = "timestamp",
@@ -125,7 +128,7 @@ def fit(
     try:
         check_target(out)
         cfg = _config(config, objective=objective, epochs=epochs, inner_steps=inner_steps, learner=learner,
-                      validation_fraction=validation_fraction, device=device, seed=seed)
+                      validation_fraction=validation_fraction, device=device, seed=seed, teacher=teacher)
         shard = init_from_env(cfg.device)
         quiet = quiet or (shard is not None and shard.rank > 0)  # one process speaks
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
@@ -268,13 +271,21 @@ def evaluate(
     learners: Annotated[Optional[str], typer.Option(help="Several learners, comma-separated (e.g. maml,reptile): "
                                                     "each is fitted and scored; the first is `coldstart` in the "
                                                     "paired table.")] = None,
+    teachers: Annotated[Optional[str], typer.Option(help="Teachers, comma-separated, of als, ease, none (e.g. "
+                                                    "none,ease): coldstart is fitted with each; the first is "
+                                                    "`coldstart`, the others `coldstart:teacher=NAME`.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Several seeds, comma-separated: the whole protocol runs once "
                                                  "per seed and the table shows mean ± sd.")] = None,
+    interview: Annotated[Optional[str], typer.Option(help="Numbers of questions, comma-separated (e.g. 3,5,10): "
+                                                     "simulate onboarding instead: each new user is asked that "
+                                                     "many items by coldstart's interview, the most popular, the "
+                                                     "most liked and random items, then ranked.")] = None,
     config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
     time_col: TimeCol = "timestamp", threads: Threads = None, quiet: Quiet = False,
 ) -> None:
-    """The cold-start protocol: coldstart and the baselines on the same split, one report."""
+    """The cold-start protocol: coldstart and the baselines on the same split, one report (or, with --interview,
+    the onboarding interview's strategies)."""
     setup(quiet, threads or 1)
     from .evaluation import Protocol, default_systems, format_table, run_seeds, write_report
     from .formats import load_dataset
@@ -292,15 +303,61 @@ def evaluate(
             cfg.replace(learner=name)
         if learner_list:
             cfg = cfg.replace(learner=learner_list[0])
+        teacher_list = _name_list(teachers, "--teachers") if teachers else None
+        for name in teacher_list or []:
+            cfg.replace(teacher=None if name == "none" else name)
+        if interview is not None:
+            from .evaluation import interview_study
+            with _progress(quiet, per_epoch=False) as on_step:
+                report = interview_study(dataset, cfg, _int_list(interview, "--interview", low=1), protocol,
+                                         seeds=seed_list, on_progress=lambda m: _note(quiet, m), on_step=on_step)
+            files = write_report(report, output)
+            typer.echo(format_table(report))
+            _note(quiet, "wrote " + ", ".join(str(f) for f in files))
+            return
         with _progress(quiet, per_epoch=False) as on_step:  # many fits: a line every 30 s, and one per system
             report = run_seeds(dataset, cfg, protocol, seed_list,
-                               lambda c: default_systems(c, on_step, learners=learner_list),
+                               lambda c: default_systems(c, on_step, learners=learner_list, teachers=teacher_list),
                                on_progress=lambda m: _note(quiet, m))
         files = write_report(report, output)
     except bad_input() as exc:
         handled(exc)
     typer.echo(format_table(report))
     _note(quiet, "wrote " + ", ".join(str(f) for f in files))
+
+
+@app.command()
+def interview(
+    model: ModelDir = Path("model"),
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Questions to ask.")] = 10,
+    rate: Annotated[Optional[list[str]], typer.Option("--rate", help="ITEM=RATING answered so far (repeatable); "
+                                                      "ITEM may be an exact title.")] = None,
+    unseen: Annotated[Optional[list[str]], typer.Option("--unseen", help="An ITEM asked and answered \"not seen\" "
+                                                        "(repeatable): never asked again, and itself a signal.")
+                      ] = None,
+    output: Output = None, fmt: Format = None, threads: Threads = None, quiet: Quiet = False,
+) -> None:
+    """The items to ask a brand-new user to rate next, given the answers so far (each answer changes the next
+    questions)."""
+    setup(quiet, threads)
+    _check_output(output)
+    import pandas as pd
+
+    from .interview import NEW_USER
+    from .recommender import ColdStartRecommender
+    try:
+        rec = ColdStartRecommender.load(model)
+        rated = _parse_rates(rec, rate) if rate else None
+        skipped = pd.DataFrame({"user_id": NEW_USER, "item_id": [_resolve_item(rec, i.strip(), "--unseen")
+                                                                 for i in unseen or []], "rating": float("nan")})
+        answers = pd.concat([f for f in (rated, skipped) if f is not None and len(f)]) if rate or unseen else None
+        questions = rec.interview(answers, n=n, user_ids=[NEW_USER])
+        if questions.empty:
+            raise ValueError("nothing left to ask: every item of the catalogue has been answered")
+        _write(questions, output, fmt, labels=rec.item_label(questions["item_id"].tolist()),
+               label_name=rec.item_encoder_.label or "label")
+    except bad_input() as exc:
+        handled(exc)
 
 
 @app.command()
@@ -332,6 +389,56 @@ def info(model: ModelDir = Path("model")) -> None:
               for k, v in meta["config"].items()]
     lines += [f"training.{k:<13} {v}" for k, v in meta["training"].items()]
     typer.echo("\n".join(lines))
+
+
+@app.command()
+def tune(
+    ratings: Annotated[Optional[Path], typer.Argument(help="Ratings file or known dataset folder; default: the "
+                                                      "bundled MovieLens latest-small.")] = None,
+    trials: Annotated[int, typer.Option(min=0, help="Trials to add to the study (0: rewrite the files only).")] = 20,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder of the study (study.sqlite3: the same "
+                                         "command again adds trials to it), best.toml, trials.csv, trials.png.")
+                      ] = Path("tune"),
+    items: ItemsFile = None, users: UsersFile = None,
+    shots: Annotated[str, typer.Option(help="Support sizes scored, comma-separated.")] = "1,3,5,10",
+    seeds_per_trial: Annotated[int, typer.Option(min=1, help="Fits per trial (seeds S, S+1, ...), averaged.")] = 2,
+    new_fraction: Annotated[float, typer.Option(help="Share of users (the newest) held out as new users: the "
+                                                "evaluation's (never read), then the validation users.")] = 0.2,
+    fix: Annotated[Optional[str], typer.Option(help="Searched names kept at the config's values, comma-separated "
+                                               "(e.g. embedding_dim,hidden).")] = None,
+    objective: Objective = None, learner: Learner = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Fix the epochs (else searched: 10 to 40).")] = None,
+    device: Device = None, seed: Seed = None, config: ConfigFile = None,
+    user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
+    time_col: TimeCol = "timestamp", threads: Threads = None, quiet: Quiet = False,
+) -> None:
+    """Bayesian optimisation (TPE) of the learner's hyperparameters on validation users carved from the training
+    users; writes best.toml (for `fit --config`), trials.csv and trials.png."""
+    setup(quiet, threads or 1)
+    from . import tuning
+    from .formats import load_dataset
+    try:
+        tuning.require_optuna()
+    except ImportError as exc:
+        fail(str(exc))
+    try:
+        cfg = _config(config, objective=objective, learner=learner, epochs=epochs, device=device, seed=seed)
+        fixed = list(dict.fromkeys((_name_list(fix, "--fix") if fix else []) + (["epochs"] if epochs is not None else [])))
+        shot_list = _int_list(shots, "--shots", low=1)
+        dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
+                               item_col=item_col, rating_col=rating_col, time_col=time_col)
+        _note(quiet, f"tuning {cfg.learner} on {dataset.name}: {trials} trials of {seeds_per_trial} fits into "
+                     f"{output / 'study.sqlite3'}")
+        result = tuning.tune(dataset, cfg, trials, output, shots=shot_list, seeds_per_trial=seeds_per_trial,
+                             new_fraction=new_fraction, fixed=fixed, on_trial=lambda line: _note(quiet, line))
+    except bad_input() as exc:
+        handled(exc)
+    if not result.trials.empty:
+        typer.echo(result.trials.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if result.best_trial is not None:
+        _note(quiet, f"best: trial {result.best_trial}, validation nDCG@10 {result.best_value:.4f}; "
+                     f"`coldstart fit --config {output / 'best.toml'}` trains it")
+    _note(quiet, "wrote " + ", ".join(str(f) for f in result.files))
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
@@ -545,21 +652,21 @@ def _parse_rates(rec: ColdStartRecommender, rates: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _resolve_item(rec: ColdStartRecommender, item: str) -> str:
+def _resolve_item(rec: ColdStartRecommender, item: str, option: str = "--rate") -> str:
     import pandas as pd
     if item in rec.items_:
         return item
     if rec.item_labels_ is None:
-        raise ValueError(f"--rate: the model knows no item {item!r} (it has ids only, no titles)")
+        raise ValueError(f"{option}: the model knows no item {item!r} (it has ids only, no titles)")
     labels = pd.Series(rec.item_labels_)
     exact = labels.index[labels == item]
     found = exact if len(exact) else labels.index[labels.str.contains(item, case=False, regex=False)]
     if len(found) == 1:
         return rec.items_.ids([found[0]])[0]
     if len(found) == 0:
-        raise ValueError(f"--rate: no item has the id or title {item!r}")
+        raise ValueError(f"{option}: no item has the id or title {item!r}")
     shown = "\n  ".join(f"{rec.items_.ids([i])[0]}: {labels[i]}" for i in found[:10])
-    raise ValueError(f"--rate: {item!r} matches {len(found)} titles; use one of these ids:\n  {shown}")
+    raise ValueError(f"{option}: {item!r} matches {len(found)} titles; use one of these ids:\n  {shown}")
 
 
 def _read_pairs(path: Path) -> pd.DataFrame:

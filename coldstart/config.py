@@ -11,6 +11,7 @@ OBJECTIVES = ("implicit", "rating")
 ADAPT_MODES = ("head", "head+user", "last", "user")
 DEVICES = ("auto", "cpu", "cuda")
 TASK_SPLITS = ("random", "time")
+TEACHERS = (None, "als", "ease")  # None: no teacher
 INNER_LR = {"implicit": 0.1, "rating": 0.03}  # inner_lr when not set: squared-error gradients are larger
 
 
@@ -68,6 +69,16 @@ class Config:
     dislike_below: float | None = None  # "implicit": a support rating below this counts against its item in
     #                                     adaptation, any other for it. None: the middle of the training scale
     n_negatives: int = 512  # negatives per meta-batch for the sampled softmax ("implicit"); >= items: full softmax
+    # --- teacher prior (teacher.py; used by fit only, never at recommend time) -------------------------------
+    teacher: str | None = None  # a warm model fitted on the training log that guides meta-training ("implicit"):
+    #                             "als" (implicit's ALS) or "ease"; None: no teacher
+    teacher_weight: float = 1.0  # weight of the distillation term in the outer loss: KL(teacher || adapted user's
+    #                              model) of the softmax over the meta-batch's negatives and the query items
+    #                              (0: the teacher only starts the item-id embeddings, with teacher_init)
+    teacher_temperature: float = 0.1  # the teacher's softmax is over its scores / this (ALS and EASE scores
+    #                                   estimate a 0/1 interaction)
+    teacher_init: bool = True  # the item-id embeddings start from the teacher's item factors (their top
+    #                            principal directions, scaled as a fresh embedding)
     # --- run ------------------------------------------------------------------------------------------------
     seed: int = 0
     device: str = "auto"
@@ -104,6 +115,7 @@ class Config:
         if not (isinstance(self.validation_fraction, (int, float)) and 0 <= self.validation_fraction <= 0.5):
             raise ConfigError(f"config field 'validation_fraction': expected a number in [0, 0.5], "
                               f"found {self.validation_fraction!r}")
+        self._check_teacher()
         if self.support_max < self.support_min:
             raise ConfigError(f"config field 'support_max': expected >= support_min ({self.support_min}), "
                               f"found {self.support_max}")
@@ -112,6 +124,29 @@ class Config:
             raise ConfigError(f"config field 'hidden': expected a non-empty list of positive integers, "
                               f"found {self.hidden!r}")
         object.__setattr__(self, "hidden", hidden)
+
+    def _check_teacher(self) -> None:
+        if self.teacher not in TEACHERS:
+            raise ConfigError(f"config field 'teacher': expected 'als', 'ease' or None (no teacher), "
+                              f"found {self.teacher!r}")
+        _check_range("teacher_weight", self.teacher_weight, low=0.0)
+        if not (isinstance(self.teacher_temperature, (int, float)) and self.teacher_temperature > 0):
+            raise ConfigError(f"config field 'teacher_temperature': expected a number > 0, "
+                              f"found {self.teacher_temperature!r}")
+        if not isinstance(self.teacher_init, bool):
+            raise ConfigError(f"config field 'teacher_init': expected true or false, found {self.teacher_init!r}")
+        if self.teacher is None:
+            return
+        if self.objective != "implicit":
+            raise ConfigError(f"config field 'teacher': expected none with objective {self.objective!r} (the "
+                              f"teachers rank items, they predict no ratings), found {self.teacher!r}")
+        if self.learner == "reptile" and self.teacher_weight > 0:
+            raise ConfigError(f"config field 'teacher_weight': expected 0 with learner 'reptile' (it has no query "
+                              f"loss to distil into; the teacher can still start the item ids), "
+                              f"found {self.teacher_weight!r}")
+        if self.teacher_init and self.use_item_ids is False:
+            raise ConfigError("config field 'teacher_init': expected false with use_item_ids false (the teacher "
+                              "starts the item-id embeddings), found true")
 
     def uses_item_ids(self, has_item_features: bool) -> bool:
         """Whether the network embeds item ids: use_item_ids, or when it is not set, for "implicit" always and for

@@ -1,7 +1,7 @@
 """FittedState: everything `fit` learns, as one value that the recommender uses and `persist` saves and loads."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,7 @@ from .learners import Learner, make_learner
 from .model import ColdStartNet
 from .objectives import Objective, make_objective
 from .tasks import UserLog
+from .teacher import Teacher, fit_teacher, start_item_ids
 
 
 @dataclass
@@ -31,6 +32,8 @@ class FittedState:
         objective: the loss the model was trained on (with its resolved positive_rating).
         net: the network, on its device.
         summary: what the fit did (a TrainingSummary's dict, plus data sizes).
+        teacher: the teacher distilled in meta-training (config.teacher, teacher_weight > 0) while fitting; never
+            saved, None in a loaded model.
     """
 
     config: Config
@@ -45,10 +48,11 @@ class FittedState:
     objective: Objective
     net: ColdStartNet
     summary: dict = field(default_factory=dict)
+    teacher: Teacher | None = None
 
     @property
     def learner(self) -> Learner:
-        return make_learner(self.config)
+        return make_learner(self.config, self.teacher)
 
 
 def build_net(config: Config, n_items: int, item_encoder: FeatureEncoder, user_encoder: FeatureEncoder,
@@ -89,8 +93,21 @@ def initial_state(config: Config, ratings: pd.DataFrame, items: pd.DataFrame | N
     prior = objective.prior_bias(log_, len(item_ids), stats["mean"], recent)  # training starts at this baseline
     net.start_from_prior(torch.as_tensor(prior, dtype=torch.float32))
     net.to(resolve_device(config.device))
-    return FittedState(config, item_ids, user_ids, item_encoder.labels(items, item_ids.to_list()), item_encoder,
-                       user_encoder, user_encoder.transform(users, user_ids.to_list()), log_, stats, objective, net)
+    state = FittedState(config, item_ids, user_ids, item_encoder.labels(items, item_ids.to_list()), item_encoder,
+                        user_encoder, user_encoder.transform(users, user_ids.to_list()), log_, stats, objective, net)
+    return with_teacher(state, ratings) if config.teacher is not None else state
+
+
+def with_teacher(state: FittedState, ratings: pd.DataFrame) -> FittedState:
+    """`state` with config.teacher fitted on the training users (not the validation users): the item-id embeddings
+    start from its item factors (teacher_init), and it is kept for distillation when teacher_weight > 0."""
+    config = state.config
+    teacher = fit_teacher(config.teacher, state.log, len(state.items), config.seed,
+                          leave_out=validation_users(state, ratings))
+    if config.teacher_init:
+        start_item_ids(state.net, teacher)
+    keep = teacher.to(state.net.item_bias.device) if config.teacher_weight > 0 else None
+    return replace(state, teacher=keep)
 
 
 def _catalogue(rated: pd.Series, items: pd.DataFrame | None) -> IdMap:

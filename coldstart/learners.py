@@ -23,6 +23,7 @@ from .features import EncodedFeatures
 from .model import ColdStartNet, Params
 from .objectives import Negatives, Objective
 from .tasks import ItemSet, TaskBatch
+from .teacher import Teacher, batch_distillation
 
 
 class Learner:
@@ -31,8 +32,9 @@ class Learner:
     name = "maml"
     first_order = False
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, teacher: Teacher | None = None):
         self.config = config
+        self.teacher = teacher  # distilled into the outer loss (config.teacher_weight); None: no teacher term
 
     def attach(self, net: ColdStartNet) -> None:
         """Add the learner's own parameters to `net` (none here)."""
@@ -60,20 +62,35 @@ class Learner:
             return adapt_detached(start, names, loss, steps, lr)
         return adapt(start, names, loss, steps, lr, first_order=self.first_order)
 
-    def query_loss(self, net: ColdStartNet, objective: Objective, batch: TaskBatch, user_feats: EncodedFeatures,
-                   negatives: Negatives, training: bool) -> torch.Tensor:
-        """(B,) each task's query loss after adaptation on its support (differentiable through it if `training`)."""
+    def adapted(self, net: ColdStartNet, objective: Objective, batch: TaskBatch, user_feats: EncodedFeatures,
+                negatives: Negatives, training: bool) -> tuple[Params, torch.Tensor]:
+        """Each task's parameters after adaptation on its support, and the catalogue's (I, H) projection."""
         item_vecs = net.item_vectors()  # (I, Di)
         proj = net.item_projection(item_vecs)  # (I, H)
         start = self.start(net, user_feats, item_vecs, batch.support)
-        params = self.adapt(net, objective, proj, batch.support, negatives, start, training)
+        return self.adapt(net, objective, proj, batch.support, negatives, start, training), proj
+
+    def query_loss(self, net: ColdStartNet, objective: Objective, batch: TaskBatch, user_feats: EncodedFeatures,
+                   negatives: Negatives, training: bool) -> torch.Tensor:
+        """(B,) each task's query loss after adaptation on its support (differentiable through it if `training`)."""
+        params, proj = self.adapted(net, objective, batch, user_feats, negatives, training)
+        return self._query_loss(net, objective, params, proj, batch, negatives)
+
+    @staticmethod
+    def _query_loss(net: ColdStartNet, objective: Objective, params: Params, proj: torch.Tensor, batch: TaskBatch,
+                    negatives: Negatives) -> torch.Tensor:
         seen = torch.cat([batch.support.seen(), batch.query.seen()], dim=1)  # (B, S + Q)
         return objective.query_loss(net, params, proj, batch.query, negatives, seen)
 
     def outer_loss(self, net: ColdStartNet, objective: Objective, batch: TaskBatch, user_feats: EncodedFeatures,
                    negatives: Negatives) -> torch.Tensor:
-        """(B,) per task, a loss whose gradient is the learner's meta-update: here the query loss after adaptation."""
-        return self.query_loss(net, objective, batch, user_feats, negatives, training=True)
+        """(B,) per task, a loss whose gradient is the learner's meta-update: here the query loss after adaptation,
+        plus teacher_weight times the teacher's distillation term when the learner has a teacher."""
+        if self.teacher is None:
+            return self.query_loss(net, objective, batch, user_feats, negatives, training=True)
+        params, proj = self.adapted(net, objective, batch, user_feats, negatives, training=True)
+        taught = batch_distillation(self.teacher, net, params, proj, batch, negatives, self.config.teacher_temperature)
+        return self._query_loss(net, objective, params, proj, batch, negatives) + self.config.teacher_weight * taught
 
 
 class FOMAML(Learner):
@@ -179,6 +196,6 @@ def _union(a: ItemSet, b: ItemSet) -> ItemSet:
 LEARNERS: dict[str, type[Learner]] = {cls.name: cls for cls in (Learner, FOMAML, MetaSGD, Proximal, Reptile, Encoder)}
 
 
-def make_learner(config: Config) -> Learner:
-    """The learner `config.learner` names."""
-    return LEARNERS[config.learner](config)
+def make_learner(config: Config, teacher: Teacher | None = None) -> Learner:
+    """The learner `config.learner` names (distilling `teacher` in training, when given)."""
+    return LEARNERS[config.learner](config, teacher)

@@ -22,6 +22,8 @@ from .features import EncodedFeatures, features_to, select_rows
 from .fitted import FittedState, initial_state, validation_users
 from .frames import check_frame, parse_support
 from .ids import IdMap
+from .interview import (NEW_USER, Interviewer, answers_support, check_answers, pick_diverse,
+                        question_scores)
 from .model import Params
 from .objectives import user_negatives
 from .scoring import top_k
@@ -123,14 +125,15 @@ class ColdStartRecommender:
 
     # --- recommending ----------------------------------------------------------------------------------------
     def recommend(self, support: pd.DataFrame, k: int = 10, exclude_seen: bool = True,
-                  users: pd.DataFrame | None = None) -> pd.DataFrame:
+                  users: pd.DataFrame | None = None, user_ids: list[str] | None = None) -> pd.DataFrame:
         """Top-k items for every user in `support` (`user_id`, `item_id`, optional `rating`), in one batched pass.
 
         Each user is treated as new: adapted on its rows of `support`, with features from `users` when given.
-        Returns columns `user_id, rank, item_id, score`, users in order of first appearance.
+        `user_ids` adds users without support rows (they get the unadapted model, with their features).
+        Returns columns `user_id, rank, item_id, score`, users in order of first appearance, then `user_ids`'.
         """
         state = self._fitted()
-        user_ids, batch = parse_support(support, state.items, scale=_scale(state))
+        user_ids, batch = parse_support(support, state.items, extra_users=user_ids, scale=_scale(state))
         return self._top_k(user_ids, batch, self._new_user_feats(users, user_ids), k, exclude_seen)
 
     def recommend_known(self, user_ids: list[str], k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
@@ -175,6 +178,48 @@ class ColdStartRecommender:
             log.warning("%d pair(s) name items the model does not know: their prediction is NaN", (p_item < 0).sum())
         return pd.DataFrame({"user_id": pairs["user_id"].to_numpy(), "item_id": pairs["item_id"].to_numpy(),
                              "prediction": out})
+
+    def interview(self, answers: pd.DataFrame | None = None, n: int = 10, users: pd.DataFrame | None = None,
+                  settings: Interviewer | None = None, user_ids: list[str] | None = None) -> pd.DataFrame:
+        """The `n` items to ask each new user to rate next, given its answers so far (see interview.py).
+
+        Args:
+            answers: `user_id, item_id, rating` rows; a missing rating means the user has not seen the item. None:
+                the first questions for one brand-new user ("new-user").
+            users: the users' features, when they gave them at sign-up.
+            user_ids: users to ask besides those in `answers` (e.g. users who have answered nothing yet).
+            settings: how questions are chosen (default: `Interviewer()`).
+        Returns columns `user_id, rank, item_id, score`; an item already answered is never asked again.
+        """
+        if n < 1:
+            raise ValueError(f"n must be a positive integer, found {n}")
+        state, settings = self._fitted(), settings or Interviewer()
+        answers = check_answers(answers)
+        asked_users = list(dict.fromkeys(answers["user_id"].tolist() + list(user_ids or []))) or [NEW_USER]
+        support = answers_support(answers, self.config.objective, state.rating_stats["min"], settings.unseen)
+        user_ids, batch = parse_support(support, state.items, extra_users=asked_users, scale=_scale(state))
+        pos, item = IdMap(user_ids).index(answers["user_id"]), state.items.index(answers["item_id"])
+        asked = torch.zeros((len(user_ids), len(state.items)), dtype=torch.bool)  # (B, I)
+        asked[pos[item >= 0], item[item >= 0]] = True
+        net, cfg = state.net, state.config
+        with torch.no_grad():
+            item_vecs = net.item_vectors()  # (I, Di)
+        out_items, out_scores = [], []
+        for rows, params, proj in self._adapted(user_ids, batch, self._new_user_feats(users, user_ids)):
+            candidates, scores = question_scores(
+                net, state.objective, params, proj, _rows(batch, rows).support.to(proj.device),
+                asked[rows].to(proj.device), [user_ids[r] for r in rows], settings, cfg.n_negatives, cfg.seed,
+                state.rating_stats["max"])  # (b, C) each
+            picked, picked_scores = pick_diverse(scores, candidates, item_vecs, n, settings.diversity)  # (b, n)
+            out_items.append(picked.cpu().numpy())
+            out_scores.append(picked_scores.cpu().numpy())
+        items, scores = np.concatenate(out_items), np.concatenate(out_scores)  # (B, n)
+        keep = np.isfinite(scores).ravel()
+        width = items.shape[1]
+        return pd.DataFrame({"user_id": np.repeat(np.asarray(user_ids, dtype=object), width)[keep],
+                             "rank": np.tile(np.arange(1, width + 1), len(user_ids))[keep],
+                             "item_id": state.items.ids(items.ravel()[keep]),
+                             "score": scores.ravel()[keep].astype(np.float64)})
 
     def item_label(self, item_ids: list[str]) -> list[str] | None:
         """Human-readable labels (e.g. titles) of items, when the training data had them."""

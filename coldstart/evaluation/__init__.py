@@ -12,8 +12,10 @@ Modules:
     protocol  Protocol, Task and the splits (new users, shots, MeLU scenarios)
     run       the systems, scoring one task, the run over seeds into a Report
     report    the terminal table, the report files and plot
+    interview simulated onboarding: each strategy's questions, answers from the users' logs, then ranking
     compare   paired differences between systems over the same users, with 95% intervals
 """
+from .interview import STRATEGIES, interview_study
 from .compare import COLUMNS, Z95, format_paired, paired_differences, paired_tables, ratio_difference, verdict
 from .protocol import Protocol, Task, item_split_scenarios, melu_tasks, shot_task, split_new_users
 from .report import format_table, plot_report, split_rows, summarise, write_report
@@ -26,6 +28,8 @@ __all__ = [
     "Report", "combine_reports", "default_systems", "run_evaluation", "run_seeds", "score_task",
     # report
     "format_table", "plot_report", "split_rows", "summarise", "write_report",
+    # interview
+    "STRATEGIES", "interview_study",
     # compare
     "COLUMNS", "Z95", "format_paired", "paired_differences", "paired_tables", "ratio_difference", "verdict",
 ]

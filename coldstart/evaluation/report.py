@@ -31,7 +31,7 @@ def summarise(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 def format_table(report: Report) -> str:
     """One block per task: systems as rows, metrics as columns (what the terminal shows)."""
     rows, sd = summarise(report.rows)
-    metrics = [c for c in rows.columns if c.startswith(RANKING_PREFIXES) or c in ("mae", "rmse")
+    metrics = [c for c in rows.columns if c.startswith(RANKING_PREFIXES) or c in ("mae", "rmse", "answered")
                or (c.startswith("wq_ndcg") and not c.endswith("_random"))]
     blocks = []
     for task, group in rows.groupby("task", sort=False):
@@ -42,8 +42,8 @@ def format_table(report: Report) -> str:
                 [f"{a:.4f} ± {b:.4f}" if np.isfinite(a) else "-" for a, b in zip(m, s)], index=m.index))
         random_ref = "  ".join(f"{c}: {group[c + '_random'].iloc[0]:.4f}" for c in metrics if c.startswith("wq_"))
         info = report.meta.get("tasks", {}).get(task, {})
-        head = f"== {task}: {info.get('users', '?')} users ({info.get('skipped_users', 0)} skipped); " \
-               f"random ranker within query {random_ref}"
+        head = f"== {task}: {info.get('users', '?')} users ({info.get('skipped_users', 0)} skipped)" + \
+               (f"; random ranker within query {random_ref}" if random_ref else "")
         if sd is not None:
             head += f"\n   mean ± sd over seeds {', '.join(map(str, report.meta.get('seeds', [])))}"
         paper = report.meta.get("melu_paper", {}).get(task)

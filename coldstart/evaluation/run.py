@@ -49,19 +49,24 @@ System = Callable[[Dataset], dict]  # train data -> {name: fitted model}
 
 
 # --- systems ---------------------------------------------------------------------------------------------------
-def default_systems(config: Config, on_step: Callable | None = None, learners: list[str] | None = None
-                    ) -> list[System]:
+def default_systems(config: Config, on_step: Callable | None = None, learners: list[str] | None = None,
+                    teachers: list[str] | None = None) -> list[System]:
     """coldstart, then the baselines: popularity (of all ratings, of liked ratings on rated data, and among users
     with the same features when there are user features), item mean + user offset, ALS fold-in, EASE fold-in (its
     l2 tuned on users carved from the training users), the same network trained without meta-learning (no
     adaptation), and that network fine-tuned on each support set.
 
     With `learners`, coldstart is fitted once per learner: the first is "coldstart", the others
-    "coldstart:NAME"."""
+    "coldstart:NAME". With `teachers` ("als", "ease" or "none"), the first learner is fitted once per teacher too:
+    "coldstart" with the first, "coldstart:teacher=NAME" with the others."""
     names = learners or [config.learner]
+    teacher_names = teachers or []
+    if teacher_names:
+        config = config.replace(teacher=_teacher(teacher_names[0]))
 
-    def meta(system: str, learner: str) -> System:  # one system per learner, so that each fit is timed alone
-        return lambda train: {system: ColdStartRecommender(config.replace(learner=learner)).fit(train, on_step=on_step)}
+    def meta(system: str, learner: str, teacher: str | None) -> System:  # one system per fit: each timed alone
+        cfg = config.replace(learner=learner, teacher=teacher)
+        return lambda train: {system: ColdStartRecommender(cfg).fit(train, on_step=on_step)}
 
     def network(train: Dataset) -> dict:
         plain = ColdStartRecommender(config.replace(inner_steps=0)).fit(train, on_step=on_step)
@@ -77,8 +82,15 @@ def default_systems(config: Config, on_step: Callable | None = None, learners: l
                                                   ALSFoldIn(seed=config.seed))}
         return {**models, "ease": EASEFoldIn.tuned(train, seed=config.seed)}  # l2 chosen on training users only
 
-    per_learner = [meta("coldstart" if j == 0 else f"coldstart:{name}", name) for j, name in enumerate(names)]
-    return [*per_learner, simple, network]
+    per_learner = [meta("coldstart" if j == 0 else f"coldstart:{name}", name, config.teacher)
+                   for j, name in enumerate(names)]
+    per_teacher = [meta(f"coldstart:teacher={name}", names[0], _teacher(name)) for name in teacher_names[1:]]
+    return [*per_learner, *per_teacher, simple, network]
+
+
+def _teacher(name: str) -> str | None:
+    """A `teachers` entry as a Config.teacher value ("none" is None)."""
+    return None if name == "none" else name
 
 
 # --- metrics ---------------------------------------------------------------------------------------------------
