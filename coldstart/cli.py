@@ -93,8 +93,9 @@ def fit(
     learner: Learner = None,
     validation_fraction: Annotated[Optional[float], typer.Option(
         help="Hold out this share of the training users (the newest) and keep the epoch they score best.")] = None,
-    teacher: Annotated[Optional[str], typer.Option(help="als or ease: a warm model fitted on the training log "
-                                                   "guides meta-training (see config teacher_*); used only by fit.")
+    teacher: Annotated[Optional[str], typer.Option(help="auto (the default: ease where it applies, up to 10,000 "
+                                                   "items), ease, als or none: a warm model fitted on the training "
+                                                   "log guides meta-training (config teacher_*); used only by fit.")
                        ] = None,
     device: Device = None, seed: Seed = None, config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
@@ -128,7 +129,10 @@ def fit(
     try:
         check_target(out)
         cfg = _config(config, objective=objective, epochs=epochs, inner_steps=inner_steps, learner=learner,
-                      validation_fraction=validation_fraction, device=device, seed=seed, teacher=teacher)
+                      validation_fraction=validation_fraction, device=device, seed=seed,
+                      teacher=None if teacher == "none" else teacher)
+        if teacher == "none":
+            cfg = cfg.replace(teacher=None)
         shard = init_from_env(cfg.device)
         quiet = quiet or (shard is not None and shard.rank > 0)  # one process speaks
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
@@ -271,7 +275,7 @@ def evaluate(
     learners: Annotated[Optional[str], typer.Option(help="Several learners, comma-separated (e.g. maml,reptile): "
                                                     "each is fitted and scored; the first is `coldstart` in the "
                                                     "paired table.")] = None,
-    teachers: Annotated[Optional[str], typer.Option(help="Teachers, comma-separated, of als, ease, none (e.g. "
+    teachers: Annotated[Optional[str], typer.Option(help="Teachers, comma-separated, of auto, als, ease, none (e.g. "
                                                     "none,ease): coldstart is fitted with each; the first is "
                                                     "`coldstart`, the others `coldstart:teacher=NAME`.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Several seeds, comma-separated: the whole protocol runs once "
@@ -306,6 +310,8 @@ def evaluate(
         teacher_list = _name_list(teachers, "--teachers") if teachers else None
         for name in teacher_list or []:
             cfg.replace(teacher=None if name == "none" else name)
+        if teacher_list:  # the report's config is that of `coldstart`, the first teacher's
+            cfg = cfg.replace(teacher=None if teacher_list[0] == "none" else teacher_list[0])
         if interview is not None:
             from .evaluation import interview_study
             with _progress(quiet, per_epoch=False) as on_step:

@@ -95,14 +95,15 @@ def initial_state(config: Config, ratings: pd.DataFrame, items: pd.DataFrame | N
     net.to(resolve_device(config.device))
     state = FittedState(config, item_ids, user_ids, item_encoder.labels(items, item_ids.to_list()), item_encoder,
                         user_encoder, user_encoder.transform(users, user_ids.to_list()), log_, stats, objective, net)
-    return with_teacher(state, ratings) if config.teacher is not None else state
+    name = config.teacher_for(len(item_ids))
+    return with_teacher(state, ratings, name) if name is not None else state
 
 
-def with_teacher(state: FittedState, ratings: pd.DataFrame) -> FittedState:
-    """`state` with config.teacher fitted on the training users (not the validation users): the item-id embeddings
-    start from its item factors (teacher_init), and it is kept for distillation when teacher_weight > 0."""
+def with_teacher(state: FittedState, ratings: pd.DataFrame, name: str) -> FittedState:
+    """`state` with the teacher `name` fitted on the training users (not the validation users): the item-id
+    embeddings start from its item factors (teacher_init), and it is kept for distillation when teacher_weight > 0."""
     config = state.config
-    teacher = fit_teacher(config.teacher, state.log, len(state.items), config.seed,
+    teacher = fit_teacher(name, state.log, len(state.items), config.seed,
                           leave_out=validation_users(state, ratings))
     if config.teacher_init:
         start_item_ids(state.net, teacher)

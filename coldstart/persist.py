@@ -322,7 +322,8 @@ def _state(path: Path, meta: dict, tensors: dict[str, torch.Tensor],
            history: tuple[dict[str, torch.Tensor], list[str]] | None, device: str | None) -> FittedState:
     meta_file = path / META
     try:
-        config = Config.from_dict(meta["config"], source=str(meta_file))
+        config = Config.from_dict({"teacher": None, **meta["config"]},  # older models were fitted without one
+                                  source=str(meta_file))
     except ConfigError as exc:
         raise ModelFormatError(str(exc)) from None
     config = config.replace(device=device) if device else config

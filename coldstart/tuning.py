@@ -327,7 +327,7 @@ def write_outputs(study: optuna.Study, base: Config, output: Path, fixed: Collec
                   f"{best.value:.4f} (mean over shots {shots} and seeds "
                   f"{', '.join(map(str, study.user_attrs['fingerprint']['seeds']))})\n"
                   f"study: {output / 'study.sqlite3'}")
-        text = to_toml(config.to_dict(), header, marked=set(best.params), mark="tuned")
+        text = to_toml(config.to_toml_dict(), header, marked=set(best.params), mark="tuned")
         files.append(atomic_file(output / "best.toml", lambda p: Path(p).write_text(text)))
     return files
 

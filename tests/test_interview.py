@@ -247,3 +247,14 @@ def test_the_evidence_term_reweighs_the_questions(rec):
     weighed = rec.interview(n=n, settings=Interviewer(evidence=1.0, diversity=0.0, candidates=n))
     added = weighed.set_index("item_id")["score"] - plain.set_index("item_id")["score"]
     assert np.isfinite(added).all() and added.std() > 1e-3
+
+
+def test_recommend_serves_a_user_without_support_rows(rec, tiny_data):
+    """recommend(user_ids=...) adds users with no rows: they get the unadapted model, whatever the others' rows."""
+    support = pd.DataFrame({"user_id": "a", "item_id": popular_items(tiny_data, 2), "rating": [5.0, 1.0]})
+    recs = rec.recommend(support, k=5, user_ids=["z"])
+    assert recs["user_id"].unique().tolist() == ["a", "z"]
+    alone = rec.recommend(support.assign(user_id="b").iloc[:0], k=5, user_ids=["z"])
+    untouched = rec.interview(None, n=5, settings=Interviewer(evidence=0.0, diversity=0.0), user_ids=["z"])
+    assert recs[recs["user_id"] == "z"]["item_id"].tolist() == alone["item_id"].tolist() \
+        == untouched["item_id"].tolist()

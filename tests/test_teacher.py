@@ -24,7 +24,7 @@ from coldstart.teacher import (Teacher, batch_distillation, distillation_loss, f
 from coldstart.train import _sample
 from tests.conftest import TINY, support_of
 
-SMALL = TINY.replace(epochs=1)
+SMALL = TINY.replace(epochs=1, teacher=None)
 
 
 def state_of(config, data):
@@ -48,6 +48,19 @@ def test_config_refuses_bad_teacher_settings_naming_the_field(change, field):
     with pytest.raises(ConfigError, match=f"config field '{field}'"):
         Config(**change)
     Config(teacher="ease", learner="reptile", teacher_weight=0.0)  # initialisation only: legal
+
+
+def test_auto_is_ease_where_it_applies_and_fits(tiny_data):
+    from coldstart.config import TEACHER_MAX_ITEMS
+    assert Config().teacher == "auto" and Config().teacher_for(1682) == "ease"
+    assert Config().teacher_for(TEACHER_MAX_ITEMS + 1) is None  # its items x items matrix would not fit
+    assert Config(objective="rating").teacher_for(100) is None
+    assert Config(learner="reptile").teacher_for(100) is None
+    assert Config(use_item_ids=False).teacher_for(100) is None
+    assert Config(teacher=None).teacher_for(100) is None and Config(teacher="als").teacher_for(10**6) == "als"
+    default = state_of(TINY, tiny_data)
+    assert default.teacher is not None and default.learner.teacher is not None
+    assert state_of(TINY.replace(objective="rating"), tiny_data).teacher is None
 
 
 def test_without_a_teacher_training_is_untouched(tiny_data, monkeypatch):
@@ -228,3 +241,12 @@ def test_cli_fit_teacher_and_evaluate_teachers(tmp_path):
     bad = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--teachers", "none,xyz", "--output",
                                    str(tmp_path / "never"), *common])
     assert bad.exit_code == 1 and "'teacher'" in bad.stderr and not (tmp_path / "never").exists()
+
+
+def test_no_teacher_survives_a_toml_file(tmp_path):
+    """TOML has no null: teacher None is written as "none" and read back as None, not as the default "auto"."""
+    from coldstart.tuning import to_toml
+    assert Config(teacher="none").teacher is None
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(Config(teacher=None, epochs=3).to_toml_dict()))
+    assert Config.from_toml(path) == Config(teacher=None, epochs=3)
