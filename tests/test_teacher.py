@@ -37,7 +37,7 @@ def meta_batch(state, n=16):
     return batch, select_rows(state.user_feats, batch.users), shared_negatives(len(state.items), 32, rng)
 
 
-@pytest.mark.parametrize("change, field", [({"teacher": "xyz"}, "teacher"), ({"teacher": "none"}, "teacher"),
+@pytest.mark.parametrize("change, field", [({"teacher": "xyz"}, "teacher"), ({"teacher": "None"}, "teacher"),
                                            ({"teacher_weight": -0.5}, "teacher_weight"),
                                            ({"teacher_weight": "1"}, "teacher_weight"),
                                            ({"teacher_temperature": 0.0}, "teacher_temperature"),
