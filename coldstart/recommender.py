@@ -121,7 +121,8 @@ class ColdStartRecommender:
     def _summarise(self, summary: TrainingSummary, ratings: pd.DataFrame, device: torch.device, **extra) -> None:
         state = self.state_
         state.summary = {**summary.to_dict(), "n_ratings": len(ratings), "n_users": len(state.users),
-                         "n_items": len(state.items), "device": str(device), **extra}
+                         "n_items": len(state.items), "device": str(device),
+                         "teacher": state.config.teacher_for(len(state.items)), **extra}
 
     # --- recommending ----------------------------------------------------------------------------------------
     def recommend(self, support: pd.DataFrame, k: int = 10, exclude_seen: bool = True,

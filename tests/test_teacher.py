@@ -61,6 +61,8 @@ def test_auto_is_ease_where_it_applies_and_fits(tiny_data):
     default = state_of(TINY, tiny_data)
     assert default.teacher is not None and default.learner.teacher is not None
     assert state_of(TINY.replace(objective="rating"), tiny_data).teacher is None
+    fitted = ColdStartRecommender(TINY.replace(epochs=1)).fit(tiny_data)
+    assert fitted.summary_["teacher"] == "ease"  # what "auto" became, recorded in model.json (`coldstart info`)
 
 
 def test_without_a_teacher_training_is_untouched(tiny_data, monkeypatch):
