@@ -194,6 +194,9 @@ def recommend(
                        ] = None,
     rate: Annotated[Optional[list[str]], typer.Option("--rate", help="ITEM=RATING for one ad-hoc new user "
                                                       "(repeatable); ITEM may be an exact title.")] = None,
+    unseen: Annotated[Optional[list[str]], typer.Option("--unseen", help="With --rate: an ITEM the ad-hoc user said "
+                                                        "they have not seen (repeatable; an interview's answer).")
+                      ] = None,
     users: Annotated[Optional[Path], typer.Option("--users", help="Features of the new users in --ratings.")] = None,
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Items per user.")] = 10,
     exclude_seen: Annotated[bool, typer.Option("--exclude-seen/--include-seen",
@@ -204,8 +207,8 @@ def recommend(
 ) -> None:
     """Top-k items for known users, for a file of new users (one batched pass), or for one ad-hoc user."""
     setup(quiet, threads)
-    if sum(x is not None and x != [] for x in (user, ratings, rate)) != 1:
-        fail("give exactly one of --user, --ratings or --rate", code=2)
+    if sum(x is not None and x != [] for x in (user, ratings, (rate or []) + (unseen or []))) != 1:
+        fail("give exactly one of --user, --ratings or --rate (with --unseen)", code=2)
     _check_output(output)
     from .data import Columns, load_features, load_ratings
     from .recommender import ColdStartRecommender
@@ -223,7 +226,7 @@ def recommend(
         if user:
             recs = rec.recommend_known(user, k=k, exclude_seen=exclude_seen)
         else:
-            support = (_parse_rates(rec, rate) if rate else
+            support = (_answered(rec, rate, unseen, for_adaptation=True) if rate or unseen else
                        load_ratings(ratings, user_col=user_col, item_col=item_col, rating_col=rating_col))
             feats = load_features(users, id_col=user_col, kind="user") if users else None
             recs = rec.recommend(support, k=k, exclude_seen=exclude_seen, users=feats)
@@ -347,16 +350,11 @@ def interview(
     questions)."""
     setup(quiet, threads)
     _check_output(output)
-    import pandas as pd
-
     from .interview import NEW_USER
     from .recommender import ColdStartRecommender
     try:
         rec = ColdStartRecommender.load(model)
-        rated = _parse_rates(rec, rate) if rate else None
-        skipped = pd.DataFrame({"user_id": NEW_USER, "item_id": [_resolve_item(rec, i.strip(), "--unseen")
-                                                                 for i in unseen or []], "rating": float("nan")})
-        answers = pd.concat([f for f in (rated, skipped) if f is not None and len(f)]) if rate or unseen else None
+        answers = _answered(rec, rate, unseen) if rate or unseen else None
         questions = rec.interview(answers, n=n, user_ids=[NEW_USER])
         if questions.empty:
             raise ValueError("nothing left to ask: every item of the catalogue has been answered")
@@ -656,6 +654,25 @@ def _parse_rates(rec: ColdStartRecommender, rates: list[str]) -> pd.DataFrame:
                              f"take {SCALE_TOLERANCE * (high - low):g}), found {value!r}")
         rows.append({"user_id": "new-user", "item_id": _resolve_item(rec, item.strip()), "rating": rating})
     return pd.DataFrame(rows)
+
+
+def _answered(rec: ColdStartRecommender, rate: list[str] | None, unseen: list[str] | None,
+              for_adaptation: bool = False) -> pd.DataFrame:
+    """One ad-hoc user's answers: `--rate ITEM=RATING` rows and `--unseen ITEM` rows (rating NaN); with
+    `for_adaptation`, as the support that adaptation sees (interview.answers_support: "not seen" as a dislike)."""
+    import pandas as pd
+
+    from .interview import NEW_USER, answers_support
+    skipped = pd.DataFrame({"user_id": NEW_USER, "item_id": [_resolve_item(rec, i.strip(), "--unseen")
+                                                             for i in unseen or []], "rating": float("nan")})
+    rated = _parse_rates(rec, rate) if rate else None
+    answers = pd.concat([f for f in (rated, skipped) if f is not None and len(f)])
+    if not for_adaptation:
+        return answers
+    support = answers_support(answers, rec.config.objective, rec.rating_stats_["min"])
+    if support.empty:
+        raise UsageError("--unseen alone: a model of ratings learns nothing from \"not seen\"; give --rate too")
+    return support
 
 
 def _resolve_item(rec: ColdStartRecommender, item: str, option: str = "--rate") -> str:

@@ -258,3 +258,17 @@ def test_recommend_serves_a_user_without_support_rows(rec, tiny_data):
     untouched = rec.interview(None, n=5, settings=Interviewer(evidence=0.0, diversity=0.0), user_ids=["z"])
     assert recs[recs["user_id"] == "z"]["item_id"].tolist() == alone["item_id"].tolist() \
         == untouched["item_id"].tolist()
+
+
+def test_cli_recommend_after_an_interview_uses_the_unseen_answers(model_dir, rec, tiny_data):
+    """`recommend --rate ... --unseen ...` adapts as the interview does: the unseen item as a dislike."""
+    first, second = popular_items(tiny_data, 2)
+    result = runner.invoke(app, ["recommend", "--model", str(model_dir), "--rate", f"{first}=5", "--unseen", second,
+                                 "--k", "5", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(__import__("io").StringIO(result.stdout))["item_id"].astype(str).tolist()
+    answers = pd.DataFrame({"user_id": NEW_USER, "item_id": [first, second], "rating": [5.0, np.nan]})
+    expected = rec.recommend(answers_support(answers, "implicit", rec.rating_stats_["min"]), k=5)
+    assert got == expected["item_id"].tolist() and second not in got
+    alone = runner.invoke(app, ["recommend", "--model", str(model_dir), "--unseen", second, "--format", "csv"])
+    assert alone.exit_code == 0, alone.output
