@@ -80,6 +80,8 @@ class Config:
     #                              (0: the teacher only starts the item-id embeddings, with teacher_init)
     teacher_temperature: float = 0.1  # the teacher's softmax is over its scores / this (ALS and EASE scores
     #                                   estimate a 0/1 interaction)
+    teacher_min_rating: float | None = None  # the teacher is fitted on the log rows rated >= this (None, or data
+    #                                          whose ratings never reach it: every row)
     teacher_init: bool = True  # the item-id embeddings start from the teacher's item factors (their top
     #                            principal directions, scaled as a fresh embedding)
     # --- run ------------------------------------------------------------------------------------------------
@@ -138,6 +140,9 @@ class Config:
         if not (isinstance(self.teacher_temperature, (int, float)) and self.teacher_temperature > 0):
             raise ConfigError(f"config field 'teacher_temperature': expected a number > 0, "
                               f"found {self.teacher_temperature!r}")
+        if self.teacher_min_rating is not None and not isinstance(self.teacher_min_rating, (int, float)):
+            raise ConfigError(f"config field 'teacher_min_rating': expected a number or none, "
+                              f"found {self.teacher_min_rating!r}")
         if not isinstance(self.teacher_init, bool):
             raise ConfigError(f"config field 'teacher_init': expected true or false, found {self.teacher_init!r}")
         if self.teacher in (None, "auto"):

@@ -103,8 +103,10 @@ def with_teacher(state: FittedState, ratings: pd.DataFrame, name: str) -> Fitted
     """`state` with the teacher `name` fitted on the training users (not the validation users): the item-id
     embeddings start from its item factors (teacher_init), and it is kept for distillation when teacher_weight > 0."""
     config = state.config
+    liked = config.teacher_min_rating
+    liked = liked if liked is not None and len(state.log.ratings) and state.log.ratings.max() >= liked else None
     teacher = fit_teacher(name, state.log, len(state.items), config.seed,
-                          leave_out=validation_users(state, ratings))
+                          leave_out=validation_users(state, ratings), min_rating=liked)
     if config.teacher_init:
         start_item_ids(state.net, teacher)
     keep = teacher.to(state.net.item_bias.device) if config.teacher_weight > 0 else None

@@ -44,22 +44,25 @@ class Teacher:
         return Teacher(self.user_factors.to(device), self.item_factors.to(device))
 
 
-def fit_teacher(name: str, log: UserLog, n_items: int, seed: int, leave_out: np.ndarray | None = None) -> Teacher:
-    """The teacher `name` ("als" or "ease") fitted on the binary users x items matrix of `log`; the users
-    `leave_out` (indices: validation users) are left out and get zero factors."""
-    x = interactions(log, n_items, leave_out)  # (U, I)
+def fit_teacher(name: str, log: UserLog, n_items: int, seed: int, leave_out: np.ndarray | None = None,
+                min_rating: float | None = None) -> Teacher:
+    """The teacher `name` ("als" or "ease") fitted on the binary users x items matrix of `log` (its rows rated
+    >= `min_rating`, or every row when None); the users `leave_out` (indices: validation users) are left out and
+    get zero factors."""
+    x = interactions(log, n_items, leave_out, min_rating)  # (U, I)
     return fit_als(x, seed) if name == "als" else fit_ease(x, seed)
 
 
-def interactions(log: UserLog, n_items: int, leave_out: np.ndarray | None = None) -> sp.csr_matrix:
-    """(U, I) float32 CSR with 1 at every logged (user, item), rows of `leave_out` empty."""
-    counts = log.lengths().copy()
-    keep = np.ones(len(log.items), dtype=bool)
+def interactions(log: UserLog, n_items: int, leave_out: np.ndarray | None = None,
+                 min_rating: float | None = None) -> sp.csr_matrix:
+    """(U, I) float32 CSR with 1 at every logged (user, item) rated >= `min_rating` (None: every one), rows of
+    `leave_out` empty."""
+    users = np.repeat(np.arange(log.n_users), log.lengths())  # (nnz,)
+    keep = np.ones(len(log.items), dtype=bool) if min_rating is None else log.ratings >= min_rating
     if leave_out is not None and len(leave_out):
-        keep = np.repeat(~np.isin(np.arange(log.n_users), leave_out), counts)  # (nnz,)
-        counts[leave_out] = 0
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    x = sp.csr_matrix((np.ones(keep.sum(), np.float32), log.items[keep], indptr), shape=(log.n_users, n_items))
+        keep &= ~np.isin(users, leave_out)
+    x = sp.csr_matrix((np.ones(keep.sum(), np.float32), (users[keep], log.items[keep])),
+                      shape=(log.n_users, n_items))
     x.sum_duplicates()
     x.data[:] = 1.0  # a repeated (user, item) counts once
     return x

@@ -123,6 +123,25 @@ def test_validation_users_are_left_out_of_the_teacher(tiny_data):
     assert set(x.data) == {1.0}
 
 
+def test_a_teacher_of_liked_ratings_sees_only_them(tiny_data, monkeypatch):
+    state = state_of(SMALL, tiny_data)
+    x = interactions(state.log, len(state.items), leave_out=np.array([0]), min_rating=4.0)
+    users = np.repeat(np.arange(state.log.n_users), state.log.lengths())
+    liked = (state.log.ratings >= 4.0) & (users != 0)
+    assert x.nnz == len({(u, i) for u, i in zip(users[liked], state.log.items[liked])})
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen["min"] = kwargs["min_rating"]
+        return fit_teacher(*args, **kwargs)
+    monkeypatch.setattr("coldstart.fitted.fit_teacher", spy)
+    state_of(SMALL.replace(teacher="ease", teacher_min_rating=4.0), tiny_data)
+    assert seen["min"] == 4.0
+    implicit = tiny_data.ratings.assign(rating=1.0)
+    initial_state(SMALL.replace(teacher="ease", teacher_min_rating=4.0), check_frame(implicit, "r"), None, None)
+    assert seen["min"] is None  # no rating reaches 4: every interaction counts
+
+
 def test_distillation_is_zero_when_the_student_is_the_teacher_and_positive_otherwise():
     gen = torch.Generator().manual_seed(0)
     taught = torch.randn(4, 9, generator=gen)  # (B, N)
