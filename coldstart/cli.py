@@ -129,10 +129,7 @@ def fit(
     try:
         check_target(out)
         cfg = _config(config, objective=objective, epochs=epochs, inner_steps=inner_steps, learner=learner,
-                      validation_fraction=validation_fraction, device=device, seed=seed,
-                      teacher=None if teacher == "none" else teacher)
-        if teacher == "none":
-            cfg = cfg.replace(teacher=None)
+                      validation_fraction=validation_fraction, device=device, seed=seed, teacher=teacher)
         shard = init_from_env(cfg.device)
         quiet = quiet or (shard is not None and shard.rank > 0)  # one process speaks
         dataset = load_dataset(ratings or _bundled(), items=items, users=users, user_col=user_col,
@@ -311,10 +308,10 @@ def evaluate(
         if learner_list:
             cfg = cfg.replace(learner=learner_list[0])
         teacher_list = _name_list(teachers, "--teachers") if teachers else None
-        for name in teacher_list or []:
-            cfg.replace(teacher=None if name == "none" else name)
+        for name in teacher_list or []:  # every name checked before any fit ("none": Config's no teacher)
+            cfg.replace(teacher=name)
         if teacher_list:  # the report's config is that of `coldstart`, the first teacher's
-            cfg = cfg.replace(teacher=None if teacher_list[0] == "none" else teacher_list[0])
+            cfg = cfg.replace(teacher=teacher_list[0])
         if interview is not None:
             from .evaluation import interview_study
             with _progress(quiet, per_epoch=False) as on_step:

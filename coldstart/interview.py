@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .frames import check_frame
 from .model import ColdStartNet, Params
-from .objectives import _FILL, Objective, user_negatives
+from .objectives import _FILL, Objective, own_negatives, user_negatives
 from .tasks import ItemSet
 
 NEW_USER = "new-user"  # the user id of an interview without answers
@@ -119,7 +119,7 @@ def candidate_evidence(net: ColdStartNet, objective: Objective, params: Params, 
     with torch.enable_grad():
         local = {k: v.detach().requires_grad_(k in names) for k, v in params.items()}  # (B, ...)
         neg = net.scores(local, proj, neg_items) + log_correction  # (B, M)
-        own = (support.seen().unsqueeze(-1) == neg_items.unsqueeze(1)).any(1)  # (B, M)
+        own = own_negatives(support.seen(), neg_items)  # (B, M)
         lse = torch.logsumexp(neg.masked_fill(own, _FILL), dim=1)  # (B,)
         d_lse = _flat(torch.autograd.grad(lse.sum(), [local[n] for n in names]))  # (B, P)
     weight = torch.exp(neg.detach().masked_fill(own, _FILL) - lse.detach().unsqueeze(1))  # (B, M) softmax

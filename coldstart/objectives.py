@@ -72,6 +72,12 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
+def own_negatives(seen: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """(B, M) whether each negative, (M,) shared or (B, M) per user, is one of the user's own `seen` (B, E) items."""
+    neg_items = negatives if negatives.dim() == 2 else negatives.unsqueeze(0)  # (B|1, M)
+    return (seen.unsqueeze(-1) == neg_items.unsqueeze(1)).any(1)
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(B,) mean of `values` (B, S) over the True slots of `mask`; 0 for users with none."""
     mask = mask.float()
@@ -138,8 +144,7 @@ class Implicit(Objective):
         disliked = target.mask & ~liked  # (B, S)
         pos = net.scores(params, proj, target.items)  # (B, S)
         neg = net.scores(params, proj, negatives.items) + negatives.log_correction  # (B, M)
-        neg_items = negatives.items if negatives.items.dim() == 2 else negatives.items.unsqueeze(0)  # (B|1, M)
-        own = (seen.unsqueeze(-1) == neg_items.unsqueeze(1)).any(1)  # (B, M)
+        own = own_negatives(seen, negatives.items)  # (B, M)
         # a finite fill keeps the gradient finite for a user who has seen every negative (then nothing is unliked)
         neg = neg.masked_fill(own, _FILL)  # (B, M)
         neg_lse = torch.logsumexp(neg, dim=1)  # (B,)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .model import ColdStartNet, Params
-from .objectives import _FILL, Negatives
+from .objectives import _FILL, Negatives, own_negatives
 from .tasks import TaskBatch, UserLog
 
 EASE_RANK = 64  # F of the EASE teacher: as many factors as ALSFoldIn's
@@ -137,9 +137,8 @@ def batch_distillation(teacher: Teacher, net: ColdStartNet, params: Params, proj
                        negatives: Negatives, temperature: float) -> torch.Tensor:
     """(B,) the distillation term of a meta-batch's adapted users (`params`): over the negatives other than each
     user's own support and query items, and over its query items."""
-    neg = negatives.items if negatives.items.dim() == 2 else negatives.items.unsqueeze(0)  # (B|1, M)
     seen = torch.cat([batch.support.seen(), batch.query.seen()], dim=1)  # (B, S + Q)
-    own = (seen.unsqueeze(-1) == neg.unsqueeze(1)).any(1)  # (B, M)
+    own = own_negatives(seen, negatives.items)  # (B, M)
     mask = torch.cat([~own, batch.query.mask], dim=1)  # (B, M + Q)
     student = torch.cat([net.scores(params, proj, negatives.items),
                          net.scores(params, proj, batch.query.items)], dim=1)  # (B, M + Q)

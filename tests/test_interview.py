@@ -2,6 +2,8 @@
 evidence gradient it claims), how "not seen" answers count, the simulated onboarding protocol, and the CLI."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -201,7 +203,7 @@ def test_cli_interview_asks_n_items_it_was_not_answered(model_dir, tiny_data):
     result = runner.invoke(app, ["interview", "--model", str(model_dir), "--n", "5", "--rate", f"{first}=5",
                                  "--unseen", second, "--format", "csv"])
     assert result.exit_code == 0, result.output
-    table = pd.read_csv(__import__("io").StringIO(result.stdout))
+    table = pd.read_csv(io.StringIO(result.stdout))
     assert len(table) == 5 and not table["item_id"].astype(str).isin([first, second]).any()
 
 
@@ -266,7 +268,7 @@ def test_cli_recommend_after_an_interview_uses_the_unseen_answers(model_dir, rec
     result = runner.invoke(app, ["recommend", "--model", str(model_dir), "--rate", f"{first}=5", "--unseen", second,
                                  "--k", "5", "--format", "csv"])
     assert result.exit_code == 0, result.output
-    got = pd.read_csv(__import__("io").StringIO(result.stdout))["item_id"].astype(str).tolist()
+    got = pd.read_csv(io.StringIO(result.stdout))["item_id"].astype(str).tolist()
     answers = pd.DataFrame({"user_id": NEW_USER, "item_id": [first, second], "rating": [5.0, np.nan]})
     expected = rec.recommend(answers_support(answers, "implicit", rec.rating_stats_["min"]), k=5)
     assert got == expected["item_id"].tolist() and second not in got

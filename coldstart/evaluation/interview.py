@@ -25,14 +25,14 @@ from dataclasses import asdict, replace
 import numpy as np
 import pandas as pd
 
+from ..baselines import Popularity
 from ..config import Config
 from ..data import Dataset
 from ..ids import IdMap
-from ..interview import Interviewer, answers_support
-from ..metrics import ranking_metrics
+from ..interview import Interviewer, answers_support, check_answers
 from ..recommender import ColdStartRecommender
 from .protocol import Protocol, split_new_users
-from .run import LIKED, Report, combine_reports, _versions
+from .run import LIKED, Report, _versions, combine_reports, rank_query
 
 STRATEGIES = ("coldstart", "popular", "liked", "random")
 POOL_SHARE = 0.5  # the oldest share of a new user's ratings that the user can answer from; the rest is the query
@@ -90,8 +90,8 @@ def _one_seed(data: Dataset, config: Config, questions: tuple[int, ...], protoco
     for name in names:
         say(f"interviewing {len(users)} new users: {name}")
         start = time.perf_counter()
-        ask = _strategy(name, rec, train, data.users, settings, protocol.seed)
-        answers = _empty_answers()
+        ask = _strategy(name, rec, train, data.items, data.users, settings, protocol.seed)
+        answers = check_answers(None)
         done = 0
         while done < max(questions):
             step = min(page, min(q for q in questions if q > done) - done)  # a page stops at every checkpoint
@@ -118,14 +118,9 @@ def _one_seed(data: Dataset, config: Config, questions: tuple[int, ...], protoco
     return Report(pd.DataFrame(rows), meta, None, users_table)
 
 
-def _empty_answers() -> pd.DataFrame:
-    return pd.DataFrame({"user_id": pd.Series([], dtype=object), "item_id": pd.Series([], dtype=object),
-                         "rating": pd.Series([], dtype=float)})
-
-
 # --- strategies ----------------------------------------------------------------------------------------------------
-def _strategy(name: str, rec: ColdStartRecommender, train: pd.DataFrame, user_features: pd.DataFrame | None,
-              settings: Interviewer, seed: int) -> Strategy:
+def _strategy(name: str, rec: ColdStartRecommender, train: pd.DataFrame, items: pd.DataFrame | None,
+              user_features: pd.DataFrame | None, settings: Interviewer, seed: int) -> Strategy:
     """The strategy `name` as a function of the answers so far."""
     if name == "coldstart":
         def ask(answers: pd.DataFrame, users: list[str], n: int) -> pd.DataFrame:
@@ -136,10 +131,8 @@ def _strategy(name: str, rec: ColdStartRecommender, train: pd.DataFrame, user_fe
     if name == "random":
         rng = np.random.default_rng(seed)
         return _fixed_lists(lambda users: {u: known[rng.permutation(len(known))] for u in users})
-    rated = train if name == "popular" else train[train["rating"] >= LIKED]
-    order = rated["item_id"].astype(str).value_counts(sort=False)
-    order = order.reindex(known, fill_value=0)
-    ranked = pd.Index(order.index[np.lexsort((np.arange(len(order)), -order.to_numpy()))])  # most first, stable
+    pop = Popularity(min_rating=None if name == "popular" else LIKED).fit(train, items)
+    ranked = pd.Index(pop.items_.ids(np.argsort(-pop.counts_, kind="stable")))  # most first; ties: first seen
     return _fixed_lists(lambda users: dict.fromkeys(users, ranked))
 
 
@@ -170,16 +163,9 @@ def _score(rec: ColdStartRecommender, answers: pd.DataFrame, users: list[str], q
     recs = recs.assign(rank=recs.groupby("user_id", sort=False).cumcount() + 1)
     recs = recs[recs["rank"] <= k]
     index = pd.Index(users)
-    topk = np.full((len(users), k), -1, dtype=np.int64)
-    topk[index.get_indexer(recs["user_id"]), recs["rank"].to_numpy() - 1] = catalogue.index(recs["item_id"])
-    rel = query if threshold is None else query[query["rating"] >= threshold]
-    by_user = rel.groupby("user_id")["item_id"].agg(list)
-    relevant = [catalogue.index(pd.Series(by_user.get(u, []), dtype=object)) for u in users]
-    ranking = ranking_metrics(topk, relevant, k)
+    means, per_user, _ = rank_query(recs, index, query, catalogue, threshold, k)
     share = answers.assign(ok=answers["rating"].notna()).groupby("user_id")["ok"].mean().reindex(index)
-    per_user = pd.DataFrame({"user_id": users, f"ndcg@{k}": ranking["ndcg"], f"recall@{k}": ranking["recall"],
-                             f"hit@{k}": ranking["hit_rate"], "answered": share.to_numpy(float)})
-    row = {f"ndcg@{k}": np.nanmean(ranking["ndcg"]), f"recall@{k}": np.nanmean(ranking["recall"]),
-           f"hit@{k}": np.nanmean(ranking["hit_rate"]), "answered": float(share.mean()), "users": len(users),
-           "users_with_relevant": int(np.isfinite(ranking["ndcg"]).sum())}
+    per_user = per_user.assign(answered=share.to_numpy(float))
+    row = {**means, "answered": float(share.mean()), "users": len(users),
+           "users_with_relevant": int(np.isfinite(per_user[f"ndcg@{k}"]).sum())}
     return row, per_user

@@ -62,7 +62,7 @@ def default_systems(config: Config, on_step: Callable | None = None, learners: l
     names = learners or [config.learner]
     teacher_names = teachers or []
     if teacher_names:
-        config = config.replace(teacher=_teacher(teacher_names[0]))
+        config = config.replace(teacher=teacher_names[0])  # "none" is Config's no teacher
 
     def meta(system: str, learner: str, teacher: str | None) -> System:  # one system per fit: each timed alone
         cfg = config.replace(learner=learner, teacher=teacher)
@@ -84,13 +84,8 @@ def default_systems(config: Config, on_step: Callable | None = None, learners: l
 
     per_learner = [meta("coldstart" if j == 0 else f"coldstart:{name}", name, config.teacher)
                    for j, name in enumerate(names)]
-    per_teacher = [meta(f"coldstart:teacher={name}", names[0], _teacher(name)) for name in teacher_names[1:]]
+    per_teacher = [meta(f"coldstart:teacher={name}", names[0], name) for name in teacher_names[1:]]
     return [*per_learner, *per_teacher, simple, network]
-
-
-def _teacher(name: str) -> str | None:
-    """A `teachers` entry as a Config.teacher value ("none" is None)."""
-    return None if name == "none" else name
 
 
 # --- metrics ---------------------------------------------------------------------------------------------------
@@ -105,18 +100,10 @@ def score_task(model, task: Task, catalogue: IdMap, protocol: Protocol, user_fea
     k = protocol.k
     users = pd.Index(task.query["user_id"].unique())
     recs = model.recommend(task.support, k=k, exclude_seen=True, users=user_features)
-    topk = np.full((len(users), k), -1, dtype=np.int64)
-    topk[users.get_indexer(recs["user_id"]), recs["rank"].to_numpy() - 1] = catalogue.index(recs["item_id"])
     query = task.query
-    rel = query if protocol.threshold is None else query[query["rating"] >= protocol.threshold]
-    by_user = rel.groupby("user_id")["item_id"].agg(list)
-    relevant = [catalogue.index(pd.Series(by_user.get(u, []), dtype=object)) for u in users]
-    ranking = ranking_metrics(topk, relevant, k)
-    row = {f"ndcg@{k}": np.nanmean(ranking["ndcg"]), f"recall@{k}": np.nanmean(ranking["recall"]),
-           f"hit@{k}": np.nanmean(ranking["hit_rate"]), f"coverage@{k}": catalog_coverage(topk, len(catalogue)),
-           "users": len(users), "users_with_relevant": int(np.isfinite(ranking["ndcg"]).sum())}
-    per_user = pd.DataFrame({"user_id": users, f"ndcg@{k}": ranking["ndcg"], f"recall@{k}": ranking["recall"],
-                             f"hit@{k}": ranking["hit_rate"]})
+    means, per_user, topk = rank_query(recs, users, query, catalogue, protocol.threshold, k)
+    row = {**means, f"coverage@{k}": catalog_coverage(topk, len(catalogue)), "users": len(users),
+           "users_with_relevant": int(np.isfinite(per_user[f"ndcg@{k}"]).sum())}
     preds = model.predict(task.support, query[["user_id", "item_id"]], users=user_features)["prediction"].to_numpy()
     ratings = query["rating"].to_numpy()
     if model.rating_predictor:
@@ -127,6 +114,24 @@ def score_task(model, task: Task, catalogue: IdMap, protocol: Protocol, user_fea
         per_user = per_user.assign(ae_sum=by_user["sum"].to_numpy(float), n_rated=by_user["size"].to_numpy(int))
     row.update(_within_query(query["user_id"].to_numpy(), np.nan_to_num(preds, nan=-np.inf), ratings))
     return row, per_user
+
+
+def rank_query(recs: pd.DataFrame, users: pd.Index, query: pd.DataFrame, catalogue: IdMap,
+               threshold: float | None, k: int) -> tuple[dict, pd.DataFrame, np.ndarray]:
+    """nDCG@k, Recall@k and HitRate@k of the top-k lists `recs` (`user_id, rank, item_id`) of `users` against their
+    `query` items rated >= `threshold` (every query item with None): (the means over the users with relevant items,
+    one row per user, NaN without relevant items; the (U, k) top-k item indices, -1 where a list is short)."""
+    topk = np.full((len(users), k), -1, dtype=np.int64)
+    topk[users.get_indexer(recs["user_id"]), recs["rank"].to_numpy() - 1] = catalogue.index(recs["item_id"])
+    rel = query if threshold is None else query[query["rating"] >= threshold]
+    by_user = rel.groupby("user_id")["item_id"].agg(list)
+    relevant = [catalogue.index(pd.Series(by_user.get(u, []), dtype=object)) for u in users]
+    ranking = ranking_metrics(topk, relevant, k)
+    means = {f"ndcg@{k}": np.nanmean(ranking["ndcg"]), f"recall@{k}": np.nanmean(ranking["recall"]),
+             f"hit@{k}": np.nanmean(ranking["hit_rate"])}
+    per_user = pd.DataFrame({"user_id": users, f"ndcg@{k}": ranking["ndcg"], f"recall@{k}": ranking["recall"],
+                             f"hit@{k}": ranking["hit_rate"]})
+    return means, per_user, topk
 
 
 def _within_query(users: np.ndarray, scores: np.ndarray, ratings: np.ndarray) -> dict:
