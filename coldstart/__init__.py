@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _HOMES = {
-    "ColdStartRecommender": "recommender", "NotFittedError": "recommender", "Config": "config",
-    "ConfigError": "config", "DataError": "data", "Dataset": "data", "load_features": "data",
-    "load_ratings": "data", "IdMap": "ids", "load_dataset": "formats", "ModelFormatError": "persist",
-    "make_synthetic": "synthetic", "TrainingDiverged": "train", "CheckpointError": "checkpoint",
-    "Interviewer": "interview",
+    "ColdStartRecommender": "recommender", "Config": "config", "Dataset": "data", "load_features": "data",
+    "load_ratings": "data", "IdMap": "ids", "load_dataset": "formats", "make_synthetic": "synthetic",
+    "Interviewer": "interview", "NotFittedError": "errors", "ConfigError": "errors", "DataError": "errors",
+    "ModelFormatError": "errors", "TrainingDiverged": "errors", "CheckpointError": "errors",
 }
 __all__ = [
     "CheckpointError", "ColdStartRecommender", "Config", "ConfigError", "DataError", "Dataset", "IdMap",
@@ -24,16 +23,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .checkpoint import CheckpointError
-    from .config import Config, ConfigError
-    from .data import DataError, Dataset, load_features, load_ratings
+    from .config import Config
+    from .data import Dataset, load_features, load_ratings
+    from .errors import (CheckpointError, ConfigError, DataError, ModelFormatError, NotFittedError,
+                         TrainingDiverged)
     from .formats import load_dataset
     from .ids import IdMap
     from .interview import Interviewer
-    from .persist import ModelFormatError
-    from .recommender import ColdStartRecommender, NotFittedError
+    from .recommender import ColdStartRecommender
     from .synthetic import make_synthetic
-    from .train import TrainingDiverged
 
 
 def __getattr__(name: str) -> Any:
@@ -45,4 +43,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+    """The public names only (not this module's own imports)."""
+    return sorted(__all__)

@@ -19,13 +19,10 @@ from .files import atomic_bytes
 from .fitted import FittedState
 from .persist import header_json
 from .train import Snapshot
+from .errors import CheckpointError
 
 CHECKPOINT_FORMAT = 1
 RESUMABLE_CHANGES = {"epochs", "device"}  # config fields a resume may change (more epochs, another device)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is unreadable or belongs to another fit."""
 
 
 def checkpoint_path(out: str | Path) -> Path:

@@ -60,7 +60,7 @@ class UsageError(ValueError):
 def bad_input() -> tuple[type[BaseException], ...]:
     """What a command turns into a one-line error (UsageError is a ValueError): bad input exits 1, bad usage 2
     (see `handled`)."""
-    from .recommender import NotFittedError
+    from .errors import NotFittedError
     return (ValueError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError, NotFittedError)
 
 
@@ -123,7 +123,7 @@ def fit(
     from .formats import load_dataset
     from .persist import check_target
     from .recommender import ColdStartRecommender
-    from .train import TrainingDiverged
+    from .errors import TrainingDiverged
 
     ckpt = checkpoint_path(out)
     try:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 OBJECTIVES = ("implicit", "rating")
 ADAPT_MODES = ("head", "head+user", "last", "user")
 DEVICES = ("auto", "cpu", "cuda")
@@ -14,10 +16,6 @@ TASK_SPLITS = ("random", "time")
 TEACHERS = (None, "auto", "als", "ease")  # None: no teacher; "auto": see Config.teacher_for
 TEACHER_MAX_ITEMS = 10_000  # teacher "auto" fits EASE up to this many items (its items x items matrix: 0.8 GB here)
 INNER_LR = {"implicit": 0.1, "rating": 0.03}  # inner_lr when not set: squared-error gradients are larger
-
-
-class ConfigError(ValueError):
-    """A hyperparameter has an illegal value or a config file has an unknown key."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ line 1) or column, what was expected and what was found. The value converters he
 `to_seconds`, `out_of_scale`) serve `frames.py` too, so files and API frames follow one policy.
 """
 from __future__ import annotations
+from .errors import DataError
 
 import contextlib
 import csv
@@ -38,10 +39,6 @@ _INTEGRAL_TEXT = re.compile(r"-?\d+\.0+")  # how a float column writes a whole n
 SCALE_TOLERANCE = 0.25  # a rating further outside [min, max] than this share of max - min is out of scale
 GRID_MAX_VALUES = 20  # explicit ratings taking at most this many distinct values lie on a grid (stars)
 STRAY_MAX_SHARE = 0.005  # out-of-scale ratings rarer than this share of the rows (at an end) are strays
-
-
-class DataError(ValueError):
-    """Bad input; the message names the file, the line or column, what was expected and what was found."""
 
 
 @dataclass(frozen=True)

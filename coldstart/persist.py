@@ -28,13 +28,15 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from .config import Config, ConfigError
+from .config import Config
+from .errors import ConfigError
 from .features import EncodedFeatures, FeatureEncoder
 from .files import atomic_bytes, locked
 from .fitted import FittedState, build_net, resolve_device
 from .ids import IdMap
 from .objectives import objective_from_dict
 from .tasks import UserLog
+from .errors import ModelFormatError
 
 FORMAT_VERSION = 5  # 2: "rating" models hold the user-offset pseudo-count; 3: the config has user_bias_scale;
 #                    4: the first layer's item side is shared (item_weight), a learner and an objective are recorded;
@@ -46,10 +48,6 @@ LOAD_ATTEMPTS = 20  # reads of a model that concurrent saves keep replacing, bef
 _KEYS = {"format_version": int, "coldstart_version": str, "learner": str, "objective": dict, "config": dict,
          "items": list, "item_labels": (list, type(None)), "item_encoder": dict, "user_encoder": dict,
          "rating_stats": dict, "training": dict, "files": dict}
-
-
-class ModelFormatError(ValueError):
-    """A model directory is missing, incomplete, altered, or of another format version."""
 
 
 def coldstart_version() -> str:

@@ -30,15 +30,12 @@ from .scoring import top_k
 from .tasks import TaskBatch, pad_segments, segment_positions, support_batch, user_rows
 from .checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from .train import Snapshot, StepReport, TrainingDiverged, TrainingSummary, meta_train
+from .errors import NotFittedError
 
 log = logging.getLogger(__name__)
 
 ITEM_CHUNK_CELLS = 1 << 15  # users x items scored at once by top-k: small enough to stay in cache (fastest on CPU)
 GPU_CHUNK_CELLS = 1 << 22  # on a GPU, fewer and larger chunks (about 0.5 GiB of activations at hidden width 32)
-
-
-class NotFittedError(RuntimeError):
-    """The recommender was used before `fit` or `load`."""
 
 
 class ColdStartRecommender:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import Columns, DataError, _Source, read_csv_chunks, standardize_ratings
+from .errors import DataError
+from .data import Columns, _Source, read_csv_chunks, standardize_ratings
 from .files import atomic_file
 
 CHUNK_ROWS = 1 << 18  # support rows read at once (about 260k: ~50 MB of frames, whatever the file's size)

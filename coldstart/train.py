@@ -19,6 +19,7 @@ from .learners import Learner
 from .model import ColdStartNet
 from .objectives import Negatives, Objective, shared_negatives
 from .tasks import TaskBatch, UserLog, sample_tasks
+from .errors import TrainingDiverged
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +134,6 @@ class Snapshot:
     valid_losses: list[float] = field(default_factory=list)
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] | None = None
-
-
-class TrainingDiverged(ValueError):
-    """The loss became NaN or infinite; the network holds the last good weights, `summary` says what was done."""
-
-    def __init__(self, message: str, summary: TrainingSummary):
-        super().__init__(message)
-        self.summary = summary
 
 
 def meta_train(net: ColdStartNet, learner: Learner, objective: Objective, user_log: UserLog,

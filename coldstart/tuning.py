@@ -35,7 +35,7 @@ from .evaluation.protocol import MELU_SCENARIOS
 from .files import atomic_file
 from .ids import IdMap
 from .recommender import ColdStartRecommender
-from .train import TrainingDiverged
+from .errors import TrainingDiverged
 
 if TYPE_CHECKING:
     import optuna

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from ..data import Dataset
 from ..frames import check_frame as _check_frame, support_rows
 from ..ids import IdMap
-from ..recommender import NotFittedError
+from ..errors import NotFittedError
 
 log = logging.getLogger(__name__)
 
