@@ -28,9 +28,10 @@ from _common import (
 )
 
 from coldstart import ColdStartRecommender, Config, make_synthetic
+from coldstart.learners import learner_names
 
 BUNDLED = REPO / "data" / "ml-latest-small"
-LEARNERS = ("maml", "fomaml", "metasgd", "proximal", "reptile", "encoder")
+LEARNERS = tuple(learner_names())
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"data: {describe(data)} (loaded in {time.perf_counter() - start:.1f} s)")
     base = Config(epochs=args.epochs, device=args.device, seed=args.seed, meta_batch_size=args.meta_batch_size)
     print(f"config: epochs {base.epochs}, meta_batch_size {base.meta_batch_size}, inner_steps {base.inner_steps}, "
-          f"adapt {base.adapt}, n_negatives {base.n_negatives}, embedding_dim {base.embedding_dim}, "
+          f"n_negatives {base.n_negatives}, embedding_dim {base.embedding_dim}, "
           f"hidden {list(base.hidden)}")
 
     # untimed warm-up: allocator, kernels and lazy initialisation of every code path measured below

@@ -11,7 +11,7 @@ rest names the system), so runs in separate processes can be compared afterwards
 users and averaged over seeds:
 
     python benchmarks/tune_validation.py DATA '{"seed": 0}' '{"seed": 1}' --users-out val.csv
-    python benchmarks/tune_validation.py DATA '{"adapt": "user", "seed": 0}' --users-out val.csv
+    python benchmarks/tune_validation.py DATA '{"inner_steps": 3, "seed": 0}' --users-out val.csv
     python benchmarks/tune_validation.py --compare val.csv --reference '{}'
 """
 from __future__ import annotations

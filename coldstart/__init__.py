@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _HOMES = {
-    "ColdStartRecommender": "recommender", "Config": "config", "Dataset": "data", "load_features": "data",
-    "load_ratings": "data", "IdMap": "ids", "load_dataset": "formats", "make_synthetic": "synthetic",
+    "ColdStartRecommender": "recommender", "Config": "config", "Dataset": "io", "load_features": "io",
+    "load_ratings": "io", "IdMap": "ids", "load_dataset": "io", "make_synthetic": "synthetic",
     "Interviewer": "interview", "NotFittedError": "errors", "ConfigError": "errors", "DataError": "errors",
     "ModelFormatError": "errors", "TrainingDiverged": "errors", "CheckpointError": "errors",
 }
@@ -24,12 +24,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .config import Config
-    from .data import Dataset, load_features, load_ratings
     from .errors import (CheckpointError, ConfigError, DataError, ModelFormatError, NotFittedError,
                          TrainingDiverged)
-    from .formats import load_dataset
     from .ids import IdMap
     from .interview import Interviewer
+    from .io import Dataset, load_dataset, load_features, load_ratings
     from .recommender import ColdStartRecommender
     from .synthetic import make_synthetic
 

@@ -21,7 +21,7 @@ from .persist import header_json
 from .train import Snapshot
 from .errors import CheckpointError
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: no validation record (fit keeps the last epoch)
 RESUMABLE_CHANGES = {"epochs", "device"}  # config fields a resume may change (more epochs, another device)
 
 
@@ -46,13 +46,11 @@ def save_checkpoint(path: Path, snap: Snapshot, config: Config, data: str) -> Pa
     """Write `snap` (after epoch `snap.epoch`) atomically to `path`."""
     optimizer = snap.optimizer
     tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in snap.net.items()}
-    tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in (snap.best_state or {}).items()})
     tensors.update({f"optim.{p}.{name}": v.detach().cpu().contiguous()
                     for p, slots in optimizer["state"].items() for name, v in slots.items()})
     header = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "data": data, "epoch": snap.epoch,
               "n_tasks": snap.n_tasks, "seconds": snap.seconds, "losses": snap.losses, "rng": snap.rng,
-              "valid_losses": snap.valid_losses, "best_epoch": snap.best_epoch,
-              "has_best": snap.best_state is not None, "param_groups": optimizer["param_groups"]}
+              "param_groups": optimizer["param_groups"]}
     return atomic_bytes(Path(path), save_tensors(tensors, metadata={"checkpoint": json.dumps(header)}))
 
 
@@ -80,8 +78,7 @@ def load_checkpoint(path: Path, config: Config, data: str) -> Snapshot:
     strip = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
     return Snapshot(epoch=header["epoch"], n_tasks=header["n_tasks"], seconds=header["seconds"],
                     losses=header["losses"], rng=header["rng"], net=strip("net."),
-                    optimizer={"state": state, "param_groups": groups}, valid_losses=header["valid_losses"],
-                    best_epoch=header["best_epoch"], best_state=strip("best.") if header["has_best"] else None)
+                    optimizer={"state": state, "param_groups": groups})
 
 
 def _check_same_fit(path: Path, header: dict, config: Config, data: str) -> None:

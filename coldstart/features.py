@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import to_float
+from .io.values import to_float
 
 PAD, OOV = 0, 1
 MAX_INT_CATEGORIES = 32  # an integer column with at most this many distinct values is categorical (codes)

@@ -1,6 +1,9 @@
 """FittedState: everything `fit` learns, as one value that the recommender uses and `persist` saves and loads."""
 from __future__ import annotations
 
+import dataclasses
+import logging
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -10,11 +13,14 @@ import torch
 from .config import Config
 from .features import EncodedFeatures, FeatureEncoder
 from .ids import IdMap
-from .learners import Learner, make_learner
+from .learners import learner_class, make_learner
+from .learners.base import Learner
 from .model import ColdStartNet
 from .objectives import Objective, make_objective
 from .tasks import UserLog
 from .teacher import Teacher, fit_teacher, start_item_ids
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -22,7 +28,8 @@ class FittedState:
     """A fitted coldstart model.
 
     Attributes:
-        config: the hyperparameters it was trained with.
+        config: the hyperparameters it was trained with, settled (`resolve`): no field left to "auto"/None that
+            the data decides.
         items, users: the catalogue and the training users (ids <-> indices).
         item_labels: a label per item (e.g. its title), or None.
         item_encoder, user_encoder: how side features are encoded.
@@ -65,6 +72,17 @@ def build_net(config: Config, n_items: int, item_encoder: FeatureEncoder, user_e
     return net
 
 
+def resolve(config: Config, n_items: int, has_item_features: bool, objective: Objective) -> Config:
+    """`config` with every setting the data decides settled, as the fitted model records it: the inner step size,
+    item ids, the teacher, the learner's options with their defaults, and the objective's thresholds."""
+    learner = learner_class(config.learner)
+    options = dataclasses.asdict(learner.options_of(config))
+    return config.replace(inner_lr=config.step_size(), use_item_ids=config.uses_item_ids(has_item_features),
+                          teacher=config.teacher_for(n_items, learner.has_query_loss), learner_options=options,
+                          positive_rating=getattr(objective, "positive_rating", config.positive_rating),
+                          dislike_below=getattr(objective, "dislike_below", config.dislike_below))
+
+
 def resolve_device(device: str) -> torch.device:
     """`auto` picks CUDA when present; `cuda` without CUDA is an error."""
     if device == "auto":
@@ -76,7 +94,8 @@ def resolve_device(device: str) -> torch.device:
 
 def initial_state(config: Config, ratings: pd.DataFrame, items: pd.DataFrame | None,
                   users: pd.DataFrame | None) -> FittedState:
-    """Everything `fit` learns before meta-training: vocabularies, encoders, the log, the initial network."""
+    """Everything `fit` learns before meta-training: vocabularies, encoders, the log, the settled config, the
+    initial network (and the teacher, when one applies)."""
     item_ids, user_ids = _catalogue(ratings["item_id"], items), IdMap.from_values(ratings["user_id"])
     item_encoder, user_encoder = FeatureEncoder.fit(items, "item_id"), FeatureEncoder.fit(users, "user_id")
     times = ratings["timestamp"].to_numpy(np.float64) if "timestamp" in ratings else None
@@ -86,29 +105,30 @@ def initial_state(config: Config, ratings: pd.DataFrame, items: pd.DataFrame | N
     stats = {"min": float(r.min()), "max": float(r.max()), "mean": float(r.mean()),
              "std": float(r.std()) if r.std() > 0 else 1.0}
     objective = make_objective(config.objective, config.positive_rating, config.dislike_below, log_)
-    net = build_net(config, len(item_ids), item_encoder, user_encoder,
-                    item_encoder.transform(items, item_ids.to_list()), stats)
-    net.reset_parameters(torch.Generator().manual_seed(config.seed))
+    item_feats = item_encoder.transform(items, item_ids.to_list())
+    config = resolve(config, len(item_ids), bool(item_encoder.to_dict()["fields"]), objective)
+    net = build_net(config, len(item_ids), item_encoder, user_encoder, item_feats, stats)
+    generator = torch.Generator().manual_seed(config.seed)
+    net.reset_parameters(generator)
+    make_learner(config).reset(net, generator)
     recent = newest_rows(ratings, user_idx, config.prior_recent_share)
     prior = objective.prior_bias(log_, len(item_ids), stats["mean"], recent)  # training starts at this baseline
     net.start_from_prior(torch.as_tensor(prior, dtype=torch.float32))
     net.to(resolve_device(config.device))
     state = FittedState(config, item_ids, user_ids, item_encoder.labels(items, item_ids.to_list()), item_encoder,
                         user_encoder, user_encoder.transform(users, user_ids.to_list()), log_, stats, objective, net)
-    name = config.teacher_for(len(item_ids))
-    return with_teacher(state, ratings, name) if name is not None else state
+    return with_teacher(state) if config.teacher != "none" else state
 
 
-def with_teacher(state: FittedState, ratings: pd.DataFrame, name: str) -> FittedState:
-    """`state` with the teacher `name` fitted on the training users (not the validation users): the item-id
-    embeddings start from its item factors (teacher_init), and it is kept for distillation when teacher_weight > 0."""
-    config = state.config
-    liked = config.teacher_min_rating
-    liked = liked if liked is not None and len(state.log.ratings) and state.log.ratings.max() >= liked else None
-    teacher = fit_teacher(name, state.log, len(state.items), config.seed,
-                          leave_out=validation_users(state, ratings), min_rating=liked)
-    if config.teacher_init:
-        start_item_ids(state.net, teacher)
+def with_teacher(state: FittedState) -> FittedState:
+    """`state` with its config's teacher fitted on the training log: the item-id embeddings start from its item
+    factors, and it is kept for distillation when teacher_weight > 0."""
+    config, began = state.config, time.perf_counter()
+    log.info("teacher: fitting %s on %d users x %d items", config.teacher.upper(), len(state.users),
+             len(state.items))
+    teacher = fit_teacher(config.teacher, state.log, len(state.items), config.seed, config.teacher_rank)
+    log.info("teacher: %s fitted in %.1f s", config.teacher.upper(), time.perf_counter() - began)
+    start_item_ids(state.net, teacher)
     keep = teacher.to(state.net.item_bias.device) if config.teacher_weight > 0 else None
     return replace(state, teacher=keep)
 
@@ -120,20 +140,6 @@ def _catalogue(rated: pd.Series, items: pd.DataFrame | None) -> IdMap:
     if items is None:
         return ids
     return IdMap(dict.fromkeys(ids.to_list() + items["item_id"].astype(str).tolist()))
-
-
-def validation_users(state: FittedState, ratings: pd.DataFrame) -> np.ndarray:
-    """(V,) user indices held out of meta-training: the newest `validation_fraction` of the users with 2 or more
-    interactions, by first timestamp (a seeded random draw without timestamps)."""
-    eligible = np.flatnonzero(state.log.lengths() >= 2)
-    n = int(round(state.config.validation_fraction * len(eligible)))
-    if "timestamp" in ratings:
-        first = ratings.groupby("user_id", observed=True)["timestamp"].min()
-        first = first.reindex(state.users.to_list()).to_numpy()
-        order = eligible[np.argsort(-first[eligible], kind="stable")]
-    else:
-        order = np.random.default_rng(state.config.seed).permutation(eligible)
-    return np.sort(order[:n])
 
 
 def newest_rows(ratings: pd.DataFrame, users: np.ndarray, share: float) -> np.ndarray:

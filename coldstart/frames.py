@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from .data import SCALE_TOLERANCE, id_text, out_of_scale, plain, to_float, to_seconds
+from .io.values import SCALE_TOLERANCE, id_text, out_of_scale, plain, to_float, to_seconds
 from .ids import IdMap
 from .tasks import TaskBatch, support_batch
 

@@ -90,22 +90,21 @@ class ColdStartNet(nn.Module):
         self.n_layers = len(widths)
         if config.objective == "rating":  # pseudo-count of the closed-form user offset, learned in log space
             self.log_user_shrinkage = nn.Parameter(torch.tensor(math.log(USER_SHRINKAGE)))
+        self._own_modules = {n.split(".")[0] for n, _ in self.named_parameters()}  # not a learner's (attach)
 
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """Seeded initialisation (no global RNG): N(0, 0.1) embeddings, Kaiming-uniform layers, zero biases."""
+        """Seeded initialisation (no global RNG) of the net's own parameters: N(0, 0.1) embeddings, Kaiming-uniform
+        layers, zero biases. A learner's own parameters (added after these, by `Learner.attach`) are left to
+        `Learner.reset`, which goes on with the same generator."""
+        own = [(n, p) for n, p in self.named_parameters() if n.split(".")[0] in self._own_modules]
         with torch.no_grad():
-            for name, p in self.named_parameters():
+            for name, p in own:
                 if name.startswith("head.w") or name == "item_weight":
                     fan_in = self.item_dim + self.user_dim if name in ("head.w0", "item_weight") else p.shape[1]
                     bound = math.sqrt(6.0 / fan_in)
                     p.copy_(torch.rand(p.shape, generator=generator) * 2 * bound - bound)
                 elif name.startswith("head.b") or name == "item_bias" or name.endswith(".bias"):
                     p.zero_()
-                elif name.startswith("inner_log_lr."):
-                    p.fill_(math.log(self.config.step_size()))
-                elif name.startswith("set_encoder.") and name.endswith(".weight"):
-                    bound = math.sqrt(6.0 / p.shape[1])
-                    p.copy_(torch.rand(p.shape, generator=generator) * 2 * bound - bound)
                 elif name == "log_user_shrinkage":
                     p.fill_(math.log(USER_SHRINKAGE))
                 else:
@@ -150,14 +149,10 @@ class ColdStartNet(nn.Module):
 
     # --- local part (adapted per user) -----------------------------------------------------------------------
     def local_names(self) -> list[str]:
-        """Names of the parameters the inner loop adapts (never an empty tensor: no user vector, nothing of it)."""
+        """Names of the parameters the inner loop adapts: the decision layers, the user vector and (for "implicit")
+        the user's scale of the item bias; never an empty tensor (no user vector, nothing of it)."""
         head = [f"{p}{j}" for j in range(self.n_layers) for p in ("w", "b")]
-        if self.config.adapt == "last":
-            head = head[-2:]
-        elif self.config.adapt == "user":
-            head = []
-        user = ["user"] if self.config.adapt in ("head+user", "user") else []
-        names = head + user + (["log_bias_scale"] if self.config.uses_bias_scale() else [])
+        names = head + ["user"] + (["log_bias_scale"] if self.config.uses_bias_scale() else [])
         return [n for n in names if not (self.user_dim == 0 and n in ("w0", "user"))]
 
     def user_offsets(self, support: ItemSet) -> torch.Tensor:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import re
 import struct
 import time
 from pathlib import Path
@@ -29,30 +27,18 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, ModelFormatError
 from .features import EncodedFeatures, FeatureEncoder
 from .files import atomic_bytes, locked
-from .fitted import FittedState, build_net, resolve_device
+from .fitted import FittedState, build_net, resolve, resolve_device
 from .ids import IdMap
+from .model_json import (FORMAT_VERSION, ROLES, check_keys, check_version, coldstart_version,
+                         config_of_v5)
 from .objectives import objective_from_dict
 from .tasks import UserLog
-from .errors import ModelFormatError
 
-FORMAT_VERSION = 5  # 2: "rating" models hold the user-offset pseudo-count; 3: the config has user_bias_scale;
-#                    4: the first layer's item side is shared (item_weight), a learner and an objective are recorded;
-#                    5: a SHA-256 of each file; the training users' histories in their own file
 META, WEIGHTS, HISTORY = "model.json", "weights.safetensors", "user_history.safetensors"
-ROLES = {"weights": ("weights.safetensors", "weights.alt.safetensors"),
-         "user_history": ("user_history.safetensors", "user_history.alt.safetensors")}
 LOAD_ATTEMPTS = 20  # reads of a model that concurrent saves keep replacing, before giving up (~2 s)
-_KEYS = {"format_version": int, "coldstart_version": str, "learner": str, "objective": dict, "config": dict,
-         "items": list, "item_labels": (list, type(None)), "item_encoder": dict, "user_encoder": dict,
-         "rating_stats": dict, "training": dict, "files": dict}
-
-
-def coldstart_version() -> str:
-    from . import __version__
-    return __version__
 
 
 # --- saving --------------------------------------------------------------------------------------------------
@@ -151,64 +137,9 @@ def _read_meta(path: Path) -> tuple[dict[str, Any], bytes]:
         raise ModelFormatError(f"{meta_file}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise ModelFormatError(f"{meta_file}: expected a JSON object, found {type(meta).__name__}")
-    _check_version(meta, meta_file)
-    _check_keys(meta, meta_file)
+    check_version(meta, meta_file)
+    check_keys(meta, meta_file)
     return meta, raw
-
-
-def _check_version(meta: dict, meta_file: Path) -> None:
-    version = meta.get("format_version")
-    if version == FORMAT_VERSION:
-        return
-    if version == 4:
-        raise ModelFormatError(
-            f"{meta_file}: format_version 4 is older than the format_version {FORMAT_VERSION} this coldstart "
-            f"({coldstart_version()}) reads. Format 4 records no checksums; if you trust the folder, re-save it in "
-            f"format {FORMAT_VERSION} with `coldstart upgrade --model {meta_file.parent}` (or re-fit the model)")
-    raise ModelFormatError(f"{meta_file}: format_version {version!r} is not supported; this coldstart "
-                           f"({coldstart_version()}) reads format_version {FORMAT_VERSION} (re-fit the model "
-                           f"with this version)")
-
-
-def _check_keys(meta: dict, meta_file: Path) -> None:
-    missing, unknown = sorted(set(_KEYS) - set(meta)), sorted(set(meta) - set(_KEYS))
-    if missing or unknown:
-        what = "; ".join(p for p in (missing and f"missing key(s) {missing}", unknown and f"unknown key(s) {unknown}")
-                         if p)
-        raise ModelFormatError(f"{meta_file}: {what} (expected exactly {sorted(_KEYS)})")
-    for key, kind in _KEYS.items():
-        if not isinstance(meta[key], kind) or (kind is int and isinstance(meta[key], bool)):
-            raise ModelFormatError(f"{meta_file}: key {key!r}: expected {_kind_name(kind)}, found "
-                                   f"{type(meta[key]).__name__}")
-    if not all(isinstance(v, str) for v in meta["items"]):
-        raise ModelFormatError(f"{meta_file}: key 'items': expected a list of id strings")
-    labels = meta["item_labels"]
-    if labels is not None and (len(labels) != len(meta["items"]) or not all(isinstance(v, str) for v in labels)):
-        raise ModelFormatError(f"{meta_file}: key 'item_labels': expected one string per item")
-    stats = meta["rating_stats"]
-    for name in ("min", "max", "mean", "std"):
-        if not (isinstance(stats.get(name), (int, float)) and math.isfinite(stats[name])):
-            raise ModelFormatError(f"{meta_file}: key 'rating_stats': expected a finite number {name!r}, found "
-                                   f"{stats.get(name)!r}")
-    _check_files(meta["files"], meta_file)
-
-
-def _check_files(files: dict, meta_file: Path) -> None:
-    if "weights" not in files or set(files) - set(ROLES):
-        raise ModelFormatError(f"{meta_file}: key 'files': expected 'weights' and optionally 'user_history', found "
-                               f"{sorted(files)}")
-    for role, entry in files.items():
-        ok = (isinstance(entry, dict) and entry.get("name") in ROLES[role] and isinstance(entry.get("bytes"), int)
-              and isinstance(entry.get("sha256"), str) and re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]))
-        if not ok:
-            raise ModelFormatError(f"{meta_file}: key 'files', entry {role!r}: expected a name among "
-                                   f"{list(ROLES[role])}, a size in bytes and a SHA-256, found {entry!r}")
-
-
-def _kind_name(kind: type | tuple) -> str:
-    names = {int: "an integer", str: "a string", dict: "an object", list: "a list", type(None): "null"}
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names[k] for k in kinds)
 
 
 def _read_checked(path: Path, entry: dict) -> bytes:
@@ -265,7 +196,8 @@ def load_model(path: Path, device: str | None) -> FittedState:
 
 
 def upgrade_model(path: Path) -> Path:
-    """Re-save a format-4 model directory in the current format (adds checksums; splits out the user histories)."""
+    """Re-save a format-4 or format-5 model directory in the current format (format 4: adds checksums and splits out
+    the user histories; both: the config settled and slim)."""
     path = Path(path)
     meta_file = path / META
     try:
@@ -275,13 +207,16 @@ def upgrade_model(path: Path) -> Path:
         raise ModelFormatError(f"{meta_file}: cannot read it ({exc})") from None
     if version == FORMAT_VERSION:
         raise ModelFormatError(f"{meta_file}: already format_version {FORMAT_VERSION}; nothing to upgrade")
+    if version == 5:
+        return save_model(load_model(path, "cpu"), path)
     if version != 4:
-        raise ModelFormatError(f"{meta_file}: format_version {version!r} cannot be upgraded (only 4 can): re-fit")
+        raise ModelFormatError(f"{meta_file}: format_version {version!r} cannot be upgraded (only 4 and 5 can): "
+                               f"re-fit")
     try:
         tensors = _parse((path / WEIGHTS).read_bytes(), path / WEIGHTS)
         users = meta.pop("users")
         meta = {**meta, "files": {"weights": {"name": WEIGHTS, "bytes": 0, "sha256": "0" * 64}}}
-        _check_keys(meta, meta_file)
+        check_keys(meta, meta_file)
         net = {k: v for k, v in tensors.items() if k.startswith("net.")}
         history = ({k: v for k, v in tensors.items() if not k.startswith("net.")}, users)
         state = _state(path, meta, net, history, "cpu")
@@ -320,8 +255,8 @@ def _state(path: Path, meta: dict, tensors: dict[str, torch.Tensor],
            history: tuple[dict[str, torch.Tensor], list[str]] | None, device: str | None) -> FittedState:
     meta_file = path / META
     try:
-        config = Config.from_dict({"teacher": None, **meta["config"]},  # older models were fitted without one
-                                  source=str(meta_file))
+        values = meta["config"] if meta["format_version"] == FORMAT_VERSION else config_of_v5(meta, meta_file)
+        config = Config.from_dict(values, source=str(meta_file))
     except ConfigError as exc:
         raise ModelFormatError(str(exc)) from None
     config = config.replace(device=device) if device else config
@@ -332,6 +267,11 @@ def _state(path: Path, meta: dict, tensors: dict[str, torch.Tensor],
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFormatError(f"{meta_file}: an encoder or the objective is not valid ({exc!r})") from None
     items = IdMap(meta["items"])
+    try:
+        config = resolve(config, len(items), bool(meta["item_encoder"]["fields"]),
+                         objective)
+    except ConfigError as exc:
+        raise ModelFormatError(f"{meta_file}: {exc}") from None
     try:
         item_feats = _features(tensors, "net.item_tokens_", len(item_encoder.token_fields), "net.item_numeric")
         net = build_net(config, len(items), item_encoder, user_encoder, item_feats, meta["rating_stats"])

@@ -4,7 +4,6 @@ Dimension letters: B users, I items in the catalogue, k items returned per user.
 """
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -16,17 +15,17 @@ import torch
 
 from . import persist
 from .config import Config
-from .data import Dataset
+from .io import Dataset
 from .distributed import is_main_process
 from .features import EncodedFeatures, features_to, select_rows
-from .fitted import FittedState, initial_state, validation_users
+from .fitted import FittedState, initial_state
 from .frames import check_frame, parse_support
 from .ids import IdMap
 from .interview import (NEW_USER, Interviewer, answers_support, check_answers, pick_diverse,
                         question_scores)
 from .model import Params
 from .objectives import user_negatives
-from .scoring import top_k
+from .scoring import ranked_frame, top_k
 from .tasks import TaskBatch, pad_segments, segment_positions, support_batch, user_rows
 from .checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from .train import Snapshot, StepReport, TrainingDiverged, TrainingSummary, meta_train
@@ -55,15 +54,18 @@ class ColdStartRecommender:
         """Whether `predict` returns ratings on the data's scale (objective "rating")."""
         return self.config.objective == "rating"
 
-    def with_adaptation(self, inner_steps: int, inner_lr: float | None = None) -> ColdStartRecommender:
-        """A view of this fitted model that adapts new users with plain SGD of other settings (shares the weights;
-        e.g. fine-tuning a network trained without meta-learning)."""
-        state = self._fitted()
+    @classmethod
+    def sharing_weights(cls, fitted: ColdStartRecommender, inner_steps: int, inner_lr: float | None = None
+                        ) -> ColdStartRecommender:
+        """A recommender built from `fitted`'s weights and its config with other adaptation settings: plain SGD of
+        `inner_steps` steps of `inner_lr` (default: the fitted step size) on each user's support; e.g. a network
+        trained without meta-learning, fine-tuned. Changes nothing of `fitted`."""
+        state = fitted._fitted()
         config = state.config.replace(inner_steps=inner_steps, inner_lr=inner_lr or state.config.step_size(),
                                       learner="maml" if state.config.learner == "metasgd" else state.config.learner)
-        view = copy.copy(self)
-        view.config, view.state_ = config, replace(state, config=config)
-        return view
+        rec = cls(config)
+        rec.state_ = replace(state, config=config)
+        return rec
 
     # --- fitting ---------------------------------------------------------------------------------------------
     def fit(self, ratings: pd.DataFrame | Dataset, items: pd.DataFrame | None = None,
@@ -93,22 +95,13 @@ class ColdStartRecommender:
         ratings = check_frame(ratings, "ratings")
         state = initial_state(self.config, ratings, items, users)
         device = state.net.item_bias.device
-        on_epoch, start = None, None
-        if checkpoint is not None:
-            data, path = fingerprint(state), Path(checkpoint)
-            if resume and path.exists():
-                start = load_checkpoint(path, self.config, data)
-                log.warning("resuming from %s after epoch %d of %d", path, start.epoch, self.config.epochs)
-
-            def on_epoch(snap: Snapshot) -> None:
-                due = snap.epoch % checkpoint_every == 0 or snap.epoch == self.config.epochs
-                if due and is_main_process():  # with several training processes, rank 0 writes
-                    save_checkpoint(path, snap, self.config, data)
+        on_epoch, start = (None, None) if checkpoint is None else _checkpoints(
+            self.config, state, Path(checkpoint), checkpoint_every, resume)
         self.state_ = state
         try:
             summary = meta_train(state.net, state.learner, state.objective, state.log,
                                  features_to(state.user_feats, device), np.random.default_rng(self.config.seed),
-                                 device, on_step, validation_users(state, ratings), on_epoch, start)
+                                 device, on_step, on_epoch, start)
         except TrainingDiverged as exc:
             self._summarise(exc.summary, ratings, device, diverged=str(exc))
             raise
@@ -118,8 +111,9 @@ class ColdStartRecommender:
     def _summarise(self, summary: TrainingSummary, ratings: pd.DataFrame, device: torch.device, **extra) -> None:
         state = self.state_
         state.summary = {**summary.to_dict(), "n_ratings": len(ratings), "n_users": len(state.users),
-                         "n_items": len(state.items), "device": str(device),
-                         "teacher": state.config.teacher_for(len(state.items)), **extra}
+                         "n_items": len(state.items),
+                         "n_rated_items": int(ratings["item_id"].nunique()), "device": str(device),
+                         "teacher": state.config.teacher, **extra}
 
     # --- recommending ----------------------------------------------------------------------------------------
     def recommend(self, support: pd.DataFrame, k: int = 10, exclude_seen: bool = True,
@@ -211,13 +205,7 @@ class ColdStartRecommender:
             picked, picked_scores = pick_diverse(scores, candidates, item_vecs, n, settings.diversity)  # (b, n)
             out_items.append(picked.cpu().numpy())
             out_scores.append(picked_scores.cpu().numpy())
-        items, scores = np.concatenate(out_items), np.concatenate(out_scores)  # (B, n)
-        keep = np.isfinite(scores).ravel()
-        width = items.shape[1]
-        return pd.DataFrame({"user_id": np.repeat(np.asarray(user_ids, dtype=object), width)[keep],
-                             "rank": np.tile(np.arange(1, width + 1), len(user_ids))[keep],
-                             "item_id": state.items.ids(items.ravel()[keep]),
-                             "score": scores.ravel()[keep].astype(np.float64)})
+        return ranked_frame(user_ids, state.items, np.concatenate(out_items), np.concatenate(out_scores))  # (B, n)
 
     def item_label(self, item_ids: list[str]) -> list[str] | None:
         """Human-readable labels (e.g. titles) of items, when the training data had them."""
@@ -256,29 +244,21 @@ class ColdStartRecommender:
 
     def _top_k(self, user_ids: list[str], batch: TaskBatch, feats: EncodedFeatures, k: int,
                exclude_seen: bool) -> pd.DataFrame:
+        """The ranked frame of each user's k best items, eval_batch_size adapted users at a time (`scoring.top_k`)."""
         if k < 1:
             raise ValueError(f"k must be a positive integer, found {k}")
         state = self._fitted()
         net, n_items = state.net, len(state.items)
-        users, ranks, items, scores = [], [], [], []
+        top_items, top_scores = [np.zeros((0, min(k, n_items)), np.int64)], [np.zeros((0, min(k, n_items)))]
         for rows, params, proj in self._adapted(user_ids, batch, feats):
-            exclude = _rows(batch, rows).support.seen().to(proj.device) if exclude_seen else None
+            exclude = _rows(batch, rows).support.seen().to(proj.device) if exclude_seen else None  # (b, S)
             cells = ITEM_CHUNK_CELLS if proj.device.type == "cpu" else GPU_CHUNK_CELLS
-            chunk = max(1, cells // len(rows))
             with torch.no_grad():
                 top_s, top_i = top_k(lambda a, b: net.scores_of(params, proj[a:b], net.item_bias[a:b]),
-                                     len(rows), n_items, k, exclude, chunk)  # (b, k)
-            keep = torch.isfinite(top_s).cpu().numpy().ravel()
-            width = top_s.shape[1]
-            users.append(np.repeat(rows, width)[keep])
-            ranks.append(np.tile(np.arange(1, width + 1), len(rows))[keep])
-            items.append(top_i.cpu().numpy().ravel()[keep])
-            scores.append(top_s.cpu().numpy().ravel()[keep])
-        if not users:  # no user at all
-            users, ranks, items, scores = ([np.zeros(0, np.int64)],) * 3 + ([np.zeros(0)],)
-        u, i = np.concatenate(users), np.concatenate(items)
-        return pd.DataFrame({"user_id": np.asarray(user_ids, dtype=object)[u], "rank": np.concatenate(ranks),
-                             "item_id": state.items.ids(i), "score": np.concatenate(scores).astype(np.float64)})
+                                     len(rows), n_items, k, exclude, max(1, cells // len(rows)))  # (b, k)
+            top_items.append(top_i.cpu().numpy())
+            top_scores.append(top_s.cpu().numpy())
+        return ranked_frame(user_ids, state.items, np.concatenate(top_items), np.concatenate(top_scores))
 
     def _fitted(self) -> FittedState:
         if not hasattr(self, "state_"):
@@ -311,6 +291,23 @@ class ColdStartRecommender:
         rec = cls(state.config)
         rec.state_ = state
         return rec
+
+
+def _checkpoints(config: Config, state: FittedState, path: Path, every: int, resume: bool
+                 ) -> tuple[Callable[[Snapshot], None], Snapshot | None]:
+    """(what saves a checkpoint to `path` after every `every` epochs and the last, the Snapshot to resume from:
+    the one in `path` when `resume` and it exists, else None)."""
+    data = fingerprint(state)
+    start = None
+    if resume and path.exists():
+        start = load_checkpoint(path, config, data)
+        log.warning("resuming from %s after epoch %d of %d", path, start.epoch, config.epochs)
+
+    def on_epoch(snap: Snapshot) -> None:
+        due = snap.epoch % every == 0 or snap.epoch == config.epochs
+        if due and is_main_process():  # with several training processes, rank 0 writes
+            save_checkpoint(path, snap, config, data)
+    return on_epoch, start
 
 
 def _scale(state: FittedState) -> tuple[float, float]:

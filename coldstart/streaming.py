@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import DataError
-from .data import Columns, _Source, read_csv_chunks, standardize_ratings
+from .io.readers import read_csv_chunks
+from .io.validate import Columns, _Source, standardize_ratings
 from .files import atomic_file
 
 CHUNK_ROWS = 1 << 18  # support rows read at once (about 260k: ~50 MB of frames, whatever the file's size)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import Dataset
+from .io import Dataset
 
 EXACT_CELLS = 1 << 24  # up to this many users x items, a user's items are drawn exactly without replacement
 

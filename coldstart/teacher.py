@@ -19,12 +19,10 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from .ease import ease_weights
 from .model import ColdStartNet, Params
 from .objectives import _FILL, Negatives, own_negatives
 from .tasks import TaskBatch, UserLog
-
-EASE_RANK = 64  # F of the EASE teacher: as many factors as ALSFoldIn's
-
 
 @dataclass(frozen=True)
 class Teacher:
@@ -44,25 +42,17 @@ class Teacher:
         return Teacher(self.user_factors.to(device), self.item_factors.to(device))
 
 
-def fit_teacher(name: str, log: UserLog, n_items: int, seed: int, leave_out: np.ndarray | None = None,
-                min_rating: float | None = None) -> Teacher:
-    """The teacher `name` ("als" or "ease") fitted on the binary users x items matrix of `log` (its rows rated
-    >= `min_rating`, or every row when None); the users `leave_out` (indices: validation users) are left out and
-    get zero factors."""
-    x = interactions(log, n_items, leave_out, min_rating)  # (U, I)
-    return fit_als(x, seed) if name == "als" else fit_ease(x, seed)
+def fit_teacher(name: str, log: UserLog, n_items: int, seed: int, rank: int = 64) -> Teacher:
+    """The teacher `name` ("als" or "ease") fitted on the binary users x items matrix of `log`; EASE keeps `rank`
+    factors."""
+    x = interactions(log, n_items)  # (U, I)
+    return fit_als(x, seed) if name == "als" else fit_ease(x, seed, rank)
 
 
-def interactions(log: UserLog, n_items: int, leave_out: np.ndarray | None = None,
-                 min_rating: float | None = None) -> sp.csr_matrix:
-    """(U, I) float32 CSR with 1 at every logged (user, item) rated >= `min_rating` (None: every one), rows of
-    `leave_out` empty."""
+def interactions(log: UserLog, n_items: int) -> sp.csr_matrix:
+    """(U, I) float32 CSR with 1 at every logged (user, item)."""
     users = np.repeat(np.arange(log.n_users), log.lengths())  # (nnz,)
-    keep = np.ones(len(log.items), dtype=bool) if min_rating is None else log.ratings >= min_rating
-    if leave_out is not None and len(leave_out):
-        keep &= ~np.isin(users, leave_out)
-    x = sp.csr_matrix((np.ones(keep.sum(), np.float32), (users[keep], log.items[keep])),
-                      shape=(log.n_users, n_items))
+    x = sp.csr_matrix((np.ones(len(users), np.float32), (users, log.items)), shape=(log.n_users, n_items))
     x.sum_duplicates()
     x.data[:] = 1.0  # a repeated (user, item) counts once
     return x
@@ -84,11 +74,10 @@ def fit_als(x: sp.csr_matrix, seed: int) -> Teacher:
                    torch.as_tensor(np.asarray(model.item_factors), dtype=torch.float32))
 
 
-def fit_ease(x: sp.csr_matrix, seed: int, rank: int = EASE_RANK) -> Teacher:
+def fit_ease(x: sp.csr_matrix, seed: int, rank: int = 64) -> Teacher:
     """EASE's weights B (the `ease` baseline's default l2), kept as the top-`rank` right singular vectors V of the
     training scores S = X B: item factors V (I, F), user factors S V (U, F)."""
-    from .baselines.ease import EASEFoldIn, _ease_weights
-    weights = _ease_weights(x, EASEFoldIn().l2).astype(np.float64)  # (I, I)
+    weights = ease_weights(x).astype(np.float64)  # (I, I)
     v = top_right_singular_vectors(lambda m: x @ (weights @ m), lambda m: weights.T @ (x.T @ m), x.shape[1],
                                    min(rank, *x.shape), np.random.default_rng(seed))  # (I, F)
     user = x @ (weights @ v)  # (U, F)

@@ -51,3 +51,15 @@ def fitted(request, tiny_data):
 def one_torch_thread():
     """Small tensors run fastest on one thread, and a busy 2-core machine runs them many times slower on two."""
     torch.set_num_threads(1)
+
+
+def as_format_5(meta: dict, **old_fields) -> dict:
+    """A current model.json as coldstart's format 5 wrote it: its config with the fields that format 6 dropped
+    (`old_fields` override their values) and without the ones it added."""
+    config = {k: v for k, v in meta["config"].items()
+              if k not in ("learner_options", "user_feature_dropout", "teacher_rank")}
+    l2 = meta["config"]["learner_options"].get("l2", 1.0)
+    config.update({"adapt": "head+user", "user_bias_scale": None, "proximal_l2": l2, "validation_fraction": 0.0,
+                   "task_split": "time", "teacher_min_rating": None, "teacher_init": True,
+                   "teacher": None if config["teacher"] == "none" else config["teacher"], **old_fields})
+    return {**meta, "format_version": 5, "config": config}

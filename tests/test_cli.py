@@ -1,14 +1,25 @@
 """The command line end to end through CliRunner, on temporary files; bad input exits 1 with a clear message."""
 from __future__ import annotations
 
+import io
 import json
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from coldstart import make_synthetic
+from coldstart import ColdStartRecommender, Config, make_synthetic
 from coldstart.cli import app
+from coldstart.cli.options import build_config, parse_learner_options
+from coldstart.cli.progress import FitProgress, epoch_loss, show_messages
+from coldstart.cli.render import article_moved
 
 runner = CliRunner()
 FAST = ["--epochs", "1", "--quiet"]
@@ -18,8 +29,11 @@ FAST = ["--epochs", "1", "--quiet"]
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     data = make_synthetic(n_users=40, n_items=30, ratings_per_user=(5, 10), seed=2)
+    titles = {"i7": "Matrix, The (1999)", "i8": "Matrix Reloaded, The (2003)"}  # MovieLens moves the article
+    data.items["title"] = [titles.get(i, t) for i, t in zip(data.items["item_id"], data.items["title"])]
+    featured_only = pd.DataFrame({"item_id": ["i99"], "genres": ["g1"], "title": ["Never Rated (2000)"]})
     data.ratings.to_csv(root / "ratings.csv", index=False)
-    data.items.to_csv(root / "items.csv", index=False)
+    pd.concat([data.items, featured_only]).to_csv(root / "items.csv", index=False)
     data.users.to_csv(root / "users.csv", index=False)
     config = root / "small.toml"
     config.write_text("embedding_dim = 8\nhidden = [16]\nn_negatives = 16\n")
@@ -38,12 +52,11 @@ def test_fit_writes_a_model_directory(files):
     assert sorted(p.name for p in (root / "model").iterdir()) == ["model.json", "user_history.safetensors", "weights.safetensors"]
     result = invoke("info", "--model", root / "model")
     assert result.exit_code == 0
-    assert "items            30" in result.output and "genres (categorical)" in result.output
+    assert "items            31 items in the catalogue (30 rated, 1 with features only)" in result.output
+    assert "genres (categorical)" in result.output
     assert "config.embedding_dim   8" in result.output
-    assert "config.inner_lr        None (auto: 0.1)" in result.output
-    assert "config.use_item_ids    None (auto: True)" in result.output
-    assert "config.user_bias_scale None (auto: True)" in result.output
-    assert "config.dislike_below   None (auto: 3.0)" in result.output  # the middle of the 1-5 scale
+    assert "config.inner_lr        0.1" in result.output  # settled by fit
+    assert "config.dislike_below   3.0" in result.output  # the middle of the 1-5 scale
 
 
 def test_recommend_for_a_known_user_as_csv(files):
@@ -170,17 +183,10 @@ def test_failed_recommend_leaves_no_output_file(files, tmp_path):
     assert result.exit_code == 1 and not out.exists() and not list(tmp_path.iterdir())
 
 
-def test_fit_with_a_validation_hold_out_says_which_epoch_it_kept(files, tmp_path):
+def test_fit_has_no_validation_fraction_option(files, tmp_path):
     root, _ = files
-    config = tmp_path / "valid.toml"
-    config.write_text("embedding_dim = 8\nhidden = [16]\nn_negatives = 16\n")
-    result = invoke("fit", root / "ratings.csv", "--out", tmp_path / "model", "--config", config, "--epochs", "2",
-                    "--validation-fraction", "0.25")
-    assert result.exit_code == 0, result.output
-    training = json.loads((tmp_path / "model" / "model.json").read_text())["training"]
-    assert training["valid_users"] == 10 and training["train_users"] == 30
-    assert len(training["valid_query_loss"]) == 3
-    assert f"kept epoch {training['best_epoch']} of 2" in result.output
+    result = invoke("fit", root / "ratings.csv", "--out", tmp_path / "m", "--validation-fraction", "0.25", *FAST)
+    assert result.exit_code == 2 and "--validation-fraction" in result.output and not (tmp_path / "m").exists()
 
 
 def test_an_unusable_output_is_refused_before_any_work(files, tmp_path):
@@ -188,3 +194,163 @@ def test_an_unusable_output_is_refused_before_any_work(files, tmp_path):
     for output, message in ((tmp_path, "is a folder"), (tmp_path / "nodir" / "out.csv", "does not exist")):
         result = invoke("recommend", "--model", root / "model", "--rate", "i1=5", "--output", output)
         assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output
+
+
+# --- the command line's own behaviour ------------------------------------------------------------------------
+def command(name):
+    return typer.main.get_command(app).commands[name]
+
+
+def test_help_at_80_columns_shows_every_option_name_of_fit_whole():
+    result = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"}, terminal_width=80)
+    assert result.exit_code == 0
+    names = [o for p in command("fit").params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
+    assert len(names) > 20
+    for name in names:
+        assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", result.output), name
+    assert max(map(len, result.output.splitlines())) <= 80
+
+
+def test_epochs_help_shows_the_config_default():
+    result = runner.invoke(app, ["fit", "--help"], terminal_width=200)
+    line = next(line for line in result.output.splitlines() if "--epochs" in line)
+    assert f"[default: {Config().epochs}, or the --config file's]" in line and Config().epochs == 40
+
+
+def test_the_cli_and_its_help_import_neither_torch_nor_pandas():
+    code = "import sys, coldstart.cli; print(sorted({'torch', 'pandas'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_learner_option_help_lists_every_learner_and_each_study_takes_the_option():
+    from coldstart.learners import learner_names
+    for name in ("fit", "evaluate", "interview-study", "tune"):
+        (option,) = [p for p in command(name).params if "--learner-option" in p.opts]
+        assert all(re.search(rf"\b{learner}\b", option.help) for learner in learner_names()), name
+    assert "proximal" in learner_names()
+
+
+def test_learner_options_fill_the_models_config(files, tmp_path):
+    root, _ = files
+    result = invoke("fit", root / "ratings.csv", "--config", root / "small.toml", "--learner", "proximal",
+                    "--learner-option", "l2=0.5", "--out", tmp_path / "m", *FAST)
+    assert result.exit_code == 0, result.output
+    assert ColdStartRecommender.load(tmp_path / "m").config.learner_options == {"l2": 0.5}
+
+
+def test_learner_option_values_are_toml_else_text_and_malformed_ones_are_usage_errors(files, tmp_path):
+    assert parse_learner_options(["l2=0.5", "on=true", "sizes=[1, 2]", "name=abc", "text=\"a b\""]) == {
+        "l2": 0.5, "on": True, "sizes": [1, 2], "name": "abc", "text": "a b"}
+    assert parse_learner_options(["x=1\ny = 2"]) == {"x": "1\ny = 2"}  # one value, never more TOML
+    root, _ = files
+    for bad in ("l2", "=0.5", "l2=", "l 2=1"):
+        result = invoke("fit", root / "ratings.csv", "--learner-option", bad, "--out", tmp_path / "m", *FAST)
+        assert result.exit_code == 2 and f"--learner-option {bad!r}" in result.stderr, bad
+    result = invoke("fit", root / "ratings.csv", "--learner-option", "l2=1", "--learner-option", "l2=2",
+                    "--out", tmp_path / "m", *FAST)
+    assert result.exit_code == 2 and "given twice" in result.stderr and not (tmp_path / "m").exists()
+
+
+def test_learner_options_are_added_to_the_config_files():
+    cfg = build_config(None, ["l2=0.5"], learner="proximal")
+    assert (cfg.learner, cfg.learner_options) == ("proximal", {"l2": 0.5})
+
+
+def test_a_title_with_its_article_in_front_finds_the_movielens_title(files):
+    root, _ = files
+    assert article_moved("The Matrix (1999)") == "Matrix, The (1999)" and article_moved("Matrix") is None
+    assert article_moved("A Bug's Life") == "Bug's Life, A"
+    result = invoke("recommend", "--model", root / "model", "--rate", "The Matrix (1999)=5", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    result = invoke("recommend", "--model", root / "model", "--rate", "The Matrix (2000)=5")  # a wrong year
+    assert result.exit_code == 1 and "no item has the id or title 'The Matrix (2000)'" in result.stderr
+    assert "close titles:\n  i7: Matrix, The (1999)\n" in result.stderr  # the closest first
+
+
+def test_a_k_above_the_catalogue_is_capped_with_a_note(files):
+    root, _ = files
+    result = invoke("recommend", "--model", root / "model", "--rate", "i1=5", "--k", "100", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert "--k 100 is more than the catalogue holds: capped to 31 items" in result.stderr
+    assert "capped" not in invoke("recommend", "--model", root / "model", "--rate", "i1=5", "--k", "31").stderr
+
+
+def test_fit_and_info_count_items_in_the_same_words_and_fit_shows_its_progress(files, tmp_path):
+    root, _ = files
+    result = invoke("fit", root / "ratings.csv", "--items", root / "items.csv", "--config", root / "small.toml",
+                    "--epochs", "2", "--out", tmp_path / "m")
+    assert result.exit_code == 0, result.output
+    phrase = "31 items in the catalogue (30 rated, 1 with features only)"
+    assert phrase in result.stderr and phrase in invoke("info", "--model", tmp_path / "m").stdout
+    assert "epoch 1/2 done: loss" in result.stderr and "epoch 2/2 done: loss" in result.stderr
+    assert "reading " in result.stderr and f"saved {tmp_path / 'm'}" in result.stderr
+
+
+def test_the_library_info_log_shows_on_stderr_as_bare_messages_unless_quiet(capsys):
+    for quiet in (False, True):
+        show_messages(quiet)
+        logging.getLogger("coldstart.teacher").info("fitting the teacher")
+        logging.getLogger("coldstart.io").warning("dropped 2 rows")
+        logging.getLogger("elsewhere").info("not ours")
+        logging.getLogger("coldstart.train").info("epoch 1/2 query loss 0.5")  # FitProgress shows the epochs
+        logging.getLogger("coldstart.io").error("broken")
+        err = capsys.readouterr().err
+        expected = ["broken"] if quiet else ["fitting the teacher", "WARNING: dropped 2 rows", "ERROR: broken"]
+        assert err.splitlines() == ([f"ERROR: {e}" for e in expected] if quiet else expected)
+
+
+def test_the_fit_progress_line_shows_the_epochs_mean_loss(capsys):
+    report = SimpleNamespace(epoch=0, epochs=3, step=4, steps_per_epoch=5, loss=9.0, epoch_loss=1.25,
+                             tasks_per_s=100.0)
+    with FitProgress(False) as on_step:
+        on_step(report)
+    assert "epoch 1/3 done: loss 1.2500 (epoch mean)" in capsys.readouterr().err
+    assert epoch_loss(SimpleNamespace(loss=2.0)) == 2.0  # a StepReport without epoch_loss
+
+
+def test_without_a_terminal_a_line_comes_every_30_s_of_training(capsys, monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr("coldstart.cli.progress.time.monotonic", lambda: now[0])
+    with FitProgress(False, per_epoch=False) as on_step:
+        for step, now[0] in enumerate([100.0, 110.0, 131.0]):  # the first step 100 s in (after the teacher's fit)
+            on_step(SimpleNamespace(epoch=0, epochs=1, step=step, steps_per_epoch=10, loss=1.0, epoch_loss=1.0,
+                                    tasks_per_s=5.0))
+    assert capsys.readouterr().err.splitlines() == ["epoch 1/1 step 3/10: loss 1.0000 (epoch mean), 5 tasks/s"]
+
+
+def test_interview_names_its_score_column_and_explains_it(files):
+    root, _ = files
+    result = invoke("interview", "--model", root / "model", "--n", "3", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(io.StringIO(result.stdout)).columns.tolist() == ["user_id", "rank", "item_id", "log_p_known"]
+    help_text = " ".join(invoke("interview", "--help").output.split())
+    assert "log_p_known: the adapted model's log-probability that the person knows the item" in help_text
+    assert "higher = more likely" in help_text
+
+
+def test_the_folders_studies_write_by_default_are_named_in_help_and_ignored_by_git():
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
+    for name in ("evaluate", "interview-study", "tune"):
+        output = next(p for p in command(name).params if p.name == "output")
+        assert f"/{output.default}/" in ignored, name
+        assert f"./{output.default} in the working directory" in " ".join(output.help.split()), name
+
+
+def test_evaluate_has_no_interview_option_and_interview_study_checks_its_questions(files, tmp_path):
+    root, _ = files
+    result = invoke("evaluate", root / "ratings.csv", "--interview", "3", "--output", tmp_path / "e", *FAST)
+    assert result.exit_code == 2 and "--interview" in result.output
+    result = invoke("interview-study", root / "ratings.csv", "--questions", "3,0", "--output", tmp_path / "s", *FAST)
+    assert result.exit_code == 2 and "--questions: expected integers >= 1" in result.stderr
+    result = invoke("interview-study", root / "ratings.csv", "--seed", "1", "--seeds", "1,2", "--output",
+                    tmp_path / "s")
+    assert result.exit_code == 2 and "--seed and --seeds" in result.stderr and not (tmp_path / "s").exists()
+
+
+def test_evaluate_checks_every_learners_options_before_any_fit(files, tmp_path):
+    root, _ = files
+    result = invoke("evaluate", root / "ratings.csv", "--learners", "proximal,maml", "--learner-option", "l2=0.5",
+                    "--output", tmp_path / "e", "--epochs", "1")
+    assert result.exit_code == 1 and "learner_options" in result.stderr and "'maml'" in result.stderr
+    assert "reading" not in result.stderr and not (tmp_path / "e").exists()  # before the data is read

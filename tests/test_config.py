@@ -31,27 +31,47 @@ def test_toml_round_trip_and_unknown_keys(tmp_path):
         Config.from_toml(bad)
 
 
-def test_validation_fraction_is_a_share_of_at_most_half():
-    assert Config(validation_fraction=0.1).validation_fraction == 0.1
-    for bad in (-0.1, 0.6, "some"):
-        with pytest.raises(ConfigError, match="validation_fraction"):
-            Config(validation_fraction=bad)
+def test_shares_are_checked_against_their_interval():
+    assert Config(user_feature_dropout=0.0).user_feature_dropout == 0.0
+    for name, bad in [("user_feature_dropout", -0.1), ("user_feature_dropout", 1.5), ("prior_recent_share", 0.0),
+                      ("prior_recent_share", "some"), ("user_feature_dropout", True)]:
+        with pytest.raises(ConfigError, match=name):
+            Config(**{name: bad})
 
 
 def test_inner_step_size_defaults_per_objective_and_follows_a_later_objective_change():
     assert Config().step_size() == 0.1 and Config(objective="rating").step_size() == 0.03
     assert Config().replace(objective="rating").step_size() == 0.03  # not frozen at the first objective's value
     assert Config(objective="rating", inner_lr=0.2).step_size() == 0.2
-    with pytest.raises(ConfigError, match="'inner_lr': expected a number > 0 with learner 'metasgd'"):
-        Config(learner="metasgd", inner_lr=0.0)
-    with pytest.raises(ConfigError, match="'learner': expected one of maml, fomaml"):
-        Config(learner="mamll")
-    with pytest.raises(ConfigError, match="'pool_support': expected true with learner 'encoder'"):
-        Config(learner="encoder", pool_support=False)
 
 
-def test_the_bias_scale_defaults_to_implicit_only_and_can_be_forced():
+def test_learner_names_and_options_are_the_learners_to_check():
+    """Config knows no learner (the registry is coldstart/learners/): building the learner checks its name and
+    options, naming the field."""
+    from coldstart.learners import make_learner
+    cases = [({"learner": "metasgd", "inner_lr": 0.0}, "'inner_lr': expected a number > 0 with learner 'metasgd'"),
+             ({"learner": "mamll"}, "'learner': expected one of maml, "),
+             ({"learner": "encoder", "pool_support": False}, "'pool_support': expected true with learner 'encoder'"),
+             ({"learner": "proximal", "learner_options": {"l2": -1.0}}, "'learner_options.l2': expected a number"),
+             ({"learner": "maml", "learner_options": {"l2": 1.0}}, "learner 'maml' has no option 'l2'")]
+    for change, message in cases:
+        config = Config(**change)
+        with pytest.raises(ConfigError, match=message):
+            make_learner(config)
+    assert make_learner(Config(learner="proximal", learner_options={"l2": 0.5})).options.l2 == 0.5
+    with pytest.raises(ConfigError, match="'learner_options': expected a table"):
+        Config(learner_options=[1])
+
+
+def test_learner_options_and_no_teacher_round_trip_through_toml(tmp_path):
+    file = tmp_path / "c.toml"
+    file.write_text('learner = "proximal"\nteacher = "none"\n[learner_options]\nl2 = 0.25\n')
+    cfg = Config.from_toml(file)
+    assert cfg.learner_options == {"l2": 0.25} and cfg.teacher == "none"
+    assert Config(teacher=None).teacher == "none"  # the Python API's None is "none"
+    assert Config.from_dict(cfg.to_dict()) == cfg and Config.from_dict(cfg.to_toml_dict()) == cfg
+
+
+def test_the_bias_scale_follows_the_objective():
     assert Config().uses_bias_scale() and not Config(objective="rating").uses_bias_scale()
-    assert Config(objective="rating", user_bias_scale=True).uses_bias_scale()
-    assert not Config(user_bias_scale=False).uses_bias_scale()
     assert not Config().replace(objective="rating").uses_bias_scale()  # follows a later objective change

@@ -1,4 +1,4 @@
-"""Tests of coldstart.data: readers, validation messages, duplicate policy, side features and IdMap."""
+"""Tests of coldstart.io: readers, validation messages, duplicate policy, side features and IdMap."""
 from __future__ import annotations
 
 import io
@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldstart.data import DataError, load_features, load_ratings
+from coldstart.errors import DataError
 from coldstart.ids import IdMap
+from coldstart.io import load_features, load_ratings
 
 
 def write(path: Path, text: str) -> Path:
@@ -230,7 +231,7 @@ def test_duplicates_keep_last_by_timestamp(tmp_path, caplog):
             "u,a,2,100\n"
             "u,a,3,200\n"
             "v,a,4,50\n")
-    with caplog.at_level(logging.WARNING, logger="coldstart.data"):
+    with caplog.at_level(logging.WARNING, logger="coldstart.io"):
         df = load_ratings(write(tmp_path / "r.csv", text))
     assert df[["user_id", "item_id", "rating"]].values.tolist() == [["u", "a", 5.0], ["u", "b", 1.0],
                                                                     ["v", "a", 4.0]]

@@ -1,4 +1,4 @@
-"""Tests of coldstart.formats: load_dataset on plain files and known layouts, synthetic and real."""
+"""Tests of coldstart.io.formats: load_dataset on plain files and known layouts, synthetic and real."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coldstart.data import DataError
+from coldstart.errors import DataError
 from coldstart.features import FeatureEncoder
-from coldstart.formats import load_dataset
+from coldstart.io import load_dataset
 from tests.conftest import shared_data
 
 

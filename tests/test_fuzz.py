@@ -27,11 +27,11 @@ import torch
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from coldstart.data import DataError, Dataset, load_features, load_ratings
+from coldstart.errors import DataError
 from coldstart.features import FeatureEncoder
-from coldstart.formats import load_dataset
 from coldstart.frames import check_frame, support_rows
 from coldstart.ids import IdMap
+from coldstart.io import Dataset, load_dataset, load_features, load_ratings
 
 SCALE = int(os.environ.get("COLDSTART_FUZZ_SCALE", "1"))
 KEYS = ["user_id", "item_id", "rating", "timestamp"]

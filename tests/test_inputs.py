@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from coldstart.data import DataError, load_features, load_ratings
+from coldstart.errors import DataError
 from coldstart.features import NUMERIC_CLIP, FeatureEncoder, column_kind
 from coldstart.frames import check_frame, parse_support, support_rows
 from coldstart.ids import IdMap
+from coldstart.io import load_features, load_ratings
 
 CATALOGUE = IdMap(["a", "b", "c"])
 
@@ -140,7 +141,7 @@ def test_support_ratings_near_the_scale_pass_and_an_implicit_scale_checks_nothin
 def test_a_few_ratings_far_off_a_star_grid_are_named_in_a_warning(tmp_path, caplog):
     ratings = stars(1000)
     ratings[10], ratings[500] = 100.0, -3.0
-    with caplog.at_level(logging.WARNING, logger="coldstart.data"):
+    with caplog.at_level(logging.WARNING, logger="coldstart.io"):
         df = load_ratings(ratings_csv(tmp_path / "r.csv", ratings))
     assert df["rating"].tolist() == ratings  # kept: a warning, not an error
     [record] = caplog.records
@@ -154,7 +155,7 @@ def test_many_strays_are_listed_with_an_ellipsis(tmp_path, caplog):
     ratings = stars(2000)
     for i in range(6):
         ratings[100 * i] = 50.0
-    with caplog.at_level(logging.WARNING, logger="coldstart.data"):
+    with caplog.at_level(logging.WARNING, logger="coldstart.io"):
         load_ratings(ratings_csv(tmp_path / "r.csv", ratings))
     assert "6 of 2000 ratings" in caplog.text and "line 402: 50, ...)" in caplog.text
 
@@ -172,7 +173,7 @@ def test_open_scales_and_plain_data_load_without_a_word(tmp_path, caplog, case):
     }[case]
     path = ratings_csv(tmp_path / "r.csv", ratings) if ratings else write(
         tmp_path / "r.csv", "user_id,item_id\n" + "".join(f"u,i{i}\n" for i in range(300)))
-    with caplog.at_level(logging.WARNING, logger="coldstart.data"):
+    with caplog.at_level(logging.WARNING, logger="coldstart.io"):
         load_ratings(path)
     assert caplog.text == ""
 

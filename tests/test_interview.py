@@ -214,10 +214,10 @@ def test_cli_interview_bad_answers_exit_nonzero(model_dir):
     assert result.exit_code == 1 and "--unseen" in result.output and "no-such-item" in result.output
 
 
-def test_cli_evaluate_interview_writes_a_report(tiny_data, tmp_path):
+def test_cli_interview_study_writes_a_report(tiny_data, tmp_path):
     path = tmp_path / "ratings.csv"
     tiny_data.ratings.to_csv(path, index=False)
-    result = runner.invoke(app, ["evaluate", str(path), "--interview", "2,3", "--epochs", "1", "--output",
+    result = runner.invoke(app, ["interview-study", str(path), "--questions", "2,3", "--epochs", "1", "--output",
                                  str(tmp_path / "out"), "--quiet"])
     assert result.exit_code == 0, result.output
     report = pd.read_csv(tmp_path / "out" / "report.csv")

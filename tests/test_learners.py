@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from coldstart import ColdStartRecommender, make_synthetic
-from coldstart.config import ADAPT_MODES, OBJECTIVES
+from coldstart.config import OBJECTIVES
 from coldstart.features import select_rows
-from coldstart.learners import LEARNERS
+from coldstart.learners import learner_names
 from coldstart.objectives import shared_negatives
 from coldstart.fitted import initial_state
 from coldstart.frames import check_frame
-from coldstart.train import _sample, training_step
+from coldstart.train import sample, training_step
 from tests.conftest import TINY, support_of
 
 SMALL = TINY.replace(epochs=1)
@@ -28,10 +28,12 @@ def no_user_features():
     return data.__class__(data.ratings, data.items, None, data.name, data.implicit)
 
 
-@pytest.mark.parametrize("objective, learner, adapt", itertools.product(OBJECTIVES, LEARNERS, ADAPT_MODES))
-def test_every_learner_and_adapt_mode_fits_recommends_and_round_trips(objective, learner, adapt, tiny_data,
-                                                                     tmp_path):
-    rec = ColdStartRecommender(SMALL.replace(objective=objective, learner=learner, adapt=adapt)).fit(tiny_data)
+LEARNERS = learner_names()
+
+
+@pytest.mark.parametrize("objective, learner", itertools.product(OBJECTIVES, LEARNERS))
+def test_every_learner_fits_recommends_and_round_trips(objective, learner, tiny_data, tmp_path):
+    rec = ColdStartRecommender(SMALL.replace(objective=objective, learner=learner)).fit(tiny_data)
     support = support_of(tiny_data, ["u1", "u2"], n=3)
     recs = rec.recommend(support, k=5)
     assert len(recs) == 10 and np.isfinite(recs["score"]).all()
@@ -40,12 +42,13 @@ def test_every_learner_and_adapt_mode_fits_recommends_and_round_trips(objective,
     assert loaded.summary_["learner"] == learner
 
 
-@pytest.mark.parametrize("pool_support, user_bias_scale, use_item_ids",
-                         list(itertools.product([True, False], [True, False], [True, False, None])))
-def test_every_switch_works_without_user_features(pool_support, user_bias_scale, use_item_ids, no_user_features):
+@pytest.mark.parametrize("pool_support, objective, use_item_ids",
+                         list(itertools.product([True, False], OBJECTIVES, [True, False, None])))
+def test_every_switch_works_without_user_features(pool_support, objective, use_item_ids, no_user_features):
     """Data without user features and no pooled support gives an empty user vector: it must not be adapted (it
     used to crash with an autograd traceback)."""
-    cfg = SMALL.replace(pool_support=pool_support, user_bias_scale=user_bias_scale, use_item_ids=use_item_ids,
+    cfg = SMALL.replace(pool_support=pool_support, objective=objective, use_item_ids=use_item_ids,
+                        teacher="auto" if use_item_ids is not False else "none",
                         learner="maml" if not pool_support else "encoder")
     rec = ColdStartRecommender(cfg).fit(no_user_features)
     recs = rec.recommend(support_of(no_user_features, ["u1"], n=3), k=4)
@@ -70,7 +73,7 @@ def test_a_training_step_is_the_learners_outer_gradient_step(learner, tiny_data)
     state = initial_state(cfg, check_frame(tiny_data.ratings, "ratings"), tiny_data.items, tiny_data.users)
     net, learner_, objective = state.net, state.learner, state.objective
     rng = np.random.default_rng(0)
-    batch = _sample(state.log, np.arange(16), rng, cfg)
+    batch = sample(state.log, np.arange(16), rng, cfg)
     feats = select_rows(state.user_feats, batch.users)
     negatives = shared_negatives(len(state.items), cfg.n_negatives, rng)
     params = dict(net.named_parameters())
@@ -91,3 +94,64 @@ def test_a_training_step_is_the_learners_outer_gradient_step(learner, tiny_data)
         g2 = torch.autograd.grad(maml.learner.outer_loss(maml.net, objective, batch, feats, negatives).mean(),
                                  maml.net.head["w0"])[0]
         assert not torch.allclose(g2, grads[list(params).index("head.w0")])
+
+
+HALFSTEP = """
+from coldstart.learners.base import Learner
+
+
+class HalfStep(Learner):
+    \"\"\"MAML whose inner steps are half as long.\"\"\"
+
+    name = "halfstep"
+
+    def inner_lr(self, net):
+        return self.config.step_size() / 2
+"""
+
+
+def test_a_new_learner_is_one_module(tiny_data, tmp_path, monkeypatch):
+    """A module dropped into the learners package is a learner everywhere: listed, fitted, saved and loaded by
+    name, and trained as its class says (a seventh learner needs no other file changed)."""
+    import coldstart.learners
+    (tmp_path / "halfstep.py").write_text(HALFSTEP)
+    monkeypatch.setattr(coldstart.learners, "__path__", [*coldstart.learners.__path__, str(tmp_path)])
+    assert "halfstep" in learner_names()
+    rec = ColdStartRecommender(SMALL.replace(learner="halfstep")).fit(tiny_data)
+    support = support_of(tiny_data, ["u1", "u2"], n=3)
+    loaded = ColdStartRecommender.load(rec.save(tmp_path / "m"))
+    pd.testing.assert_frame_equal(loaded.recommend(support, k=5), rec.recommend(support, k=5))
+    assert loaded.state_.learner.name == "halfstep" and loaded.summary_["learner"] == "halfstep"
+    maml = ColdStartRecommender(SMALL).fit(tiny_data)
+    assert not torch.equal(maml.net_.head["w0"], rec.net_.head["w0"])  # it trained as its own class says
+
+
+def test_a_learner_module_must_hold_one_learner_of_its_name(tmp_path, monkeypatch):
+    import coldstart.learners
+    from coldstart.learners import learner_class
+    (tmp_path / "misnamed.py").write_text(HALFSTEP)  # its class is named "halfstep"
+    monkeypatch.setattr(coldstart.learners, "__path__", [*coldstart.learners.__path__, str(tmp_path)])
+    with pytest.raises(TypeError, match="misnamed.py: expected one Learner subclass with name = 'misnamed'"):
+        learner_class("misnamed")
+
+
+@pytest.mark.parametrize("learner", LEARNERS)
+def test_a_seed_gives_the_same_weights_whatever_torchs_global_random_state(learner, tiny_data):
+    """Every parameter, the learner's own included (`Learner.reset`), is drawn from the config's seed."""
+    torch.manual_seed(1)
+    a = initial_state(SMALL.replace(learner=learner), check_frame(tiny_data.ratings, "ratings"), tiny_data.items,
+                      tiny_data.users).net.state_dict()
+    torch.manual_seed(2)
+    b = initial_state(SMALL.replace(learner=learner), check_frame(tiny_data.ratings, "ratings"), tiny_data.items,
+                      tiny_data.users).net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fit_settles_every_setting_the_data_decides(tiny_data):
+    """The fitted model records the values it used, not "auto" or None: inner_lr, item ids, the teacher, the
+    learner's options with their defaults, the objective's thresholds."""
+    implicit = ColdStartRecommender(SMALL.replace(learner="proximal", teacher="auto")).fit(tiny_data).state_.config
+    assert (implicit.inner_lr, implicit.use_item_ids, implicit.teacher) == (0.1, True, "ease")
+    assert implicit.learner_options == {"l2": 1.0} and implicit.dislike_below == 3.0
+    rating = ColdStartRecommender(SMALL.replace(objective="rating")).fit(tiny_data).state_.config
+    assert (rating.inner_lr, rating.use_item_ids, rating.teacher) == (0.03, False, "none")

@@ -28,7 +28,7 @@ def held_out_query_loss(rec: ColdStartRecommender, new_ratings, users_table, ste
     batch = first_n_tasks(log, np.arange(len(users)), shots)
     feats = rec.user_encoder_.transform(users_table, list(users))
     negatives = shared_negatives(len(rec.items_), rec.config.n_negatives, np.random.default_rng(0))
-    state = rec.with_adaptation(steps, rec.config.step_size()).state_
+    state = ColdStartRecommender.sharing_weights(rec, steps).state_
     return state.learner.query_loss(rec.net_, state.objective, batch, feats, negatives, training=False).mean().item()
 
 

@@ -18,7 +18,7 @@ from coldstart import ColdStartRecommender, ModelFormatError
 from coldstart.cli import app
 from coldstart.files import atomic_file
 from coldstart.persist import check_target
-from tests.conftest import TINY, support_of
+from tests.conftest import TINY, as_format_5, support_of
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def test_save_load_round_trips_identical_recommendations(fitted, tiny_data, tmp_
     loaded = ColdStartRecommender.load(path)
     pd.testing.assert_frame_equal(loaded.recommend(support, k=8), fitted.recommend(support, k=8))
     pd.testing.assert_frame_equal(loaded.recommend_known(["u3"]), fitted.recommend_known(["u3"]))
-    assert loaded.config == fitted.config
+    assert loaded.config == fitted.state_.config  # the settled config the fit recorded
     # saving again replaces the model through the other file names, and leaves nothing else behind
     fitted.save(path)
     assert sorted(p.name for p in path.iterdir()) == ["model.json", "user_history.alt.safetensors",
@@ -146,6 +146,36 @@ def test_other_format_versions_are_refused_and_format_4_can_be_upgraded(fitted, 
         ColdStartRecommender.load(tmp_path)
 
 
+@pytest.mark.parametrize("learner", ["maml", "proximal"])
+def test_a_format_5_model_loads_as_it_is_and_upgrades_to_the_current_format(tiny_data, tmp_path, learner):
+    """Format 5's config had fields that lost (adapt, validation_fraction, ...) and proximal_l2 on the Config: it
+    still loads, recommends the same, and `coldstart upgrade` rewrites it in the current format."""
+    rec = ColdStartRecommender(TINY.replace(epochs=1, learner=learner, learner_options={"l2": 0.5}
+                                            if learner == "proximal" else {})).fit(tiny_data)
+    path = rec.save(tmp_path / "m")
+    support = support_of(tiny_data, ["u1", "u9"])
+    rewrite_meta(path, as_format_5)
+    loaded = ColdStartRecommender.load(path)
+    assert loaded.state_.config == rec.state_.config
+    pd.testing.assert_frame_equal(loaded.recommend(support, k=8), rec.recommend(support, k=8))
+    result = invoke("upgrade", "--model", path)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((path / "model.json").read_text())
+    assert meta["format_version"] == 6 and "adapt" not in meta["config"]
+    assert meta["config"]["learner_options"] == ({"l2": 0.5} if learner == "proximal" else {})
+    pd.testing.assert_frame_equal(ColdStartRecommender.load(path).recommend(support, k=8),
+                                  rec.recommend(support, k=8))
+
+
+@pytest.mark.parametrize("name", ["adapt", "user_bias_scale"])
+def test_a_format_5_model_with_a_setting_that_is_gone_is_refused_naming_it(fitted, tmp_path, name):
+    old = {"adapt": "last"} if name == "adapt" else {name: fitted.config.objective != "implicit"}
+    path = fitted.save(tmp_path / "m")
+    rewrite_meta(path, lambda m: as_format_5(m, **old))
+    with pytest.raises(ModelFormatError, match=f"fitted with {next(iter(old))} = .*no longer has.*re-fit"):
+        ColdStartRecommender.load(path)
+
+
 def test_save_refuses_to_overwrite_a_foreign_directory(fitted, tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(ModelFormatError, match="refusing"):
@@ -238,7 +268,7 @@ def test_loads_during_repeated_saves_in_other_processes_always_get_a_whole_model
 WRITER = textwrap.dedent("""
     import sys, time
     import pandas as pd
-    from coldstart.cli import _write
+    from coldstart.cli.render import write as _write
     df = pd.DataFrame({"user_id": [sys.argv[2]] * 2000, "item_id": range(2000)})
     print("ready", flush=True)
     end, n = time.monotonic() + float(sys.argv[3]), 0

@@ -40,17 +40,16 @@ def same_weights(a: ColdStartRecommender, b: ColdStartRecommender) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-@pytest.mark.parametrize("validation_fraction, every", [(0.0, 1), (0.2, 1), (0.2, 2)])
-def test_a_fit_stopped_mid_epoch_and_resumed_equals_the_uninterrupted_fit(tiny_data, tmp_path, validation_fraction,
-                                                                           every):
-    cfg = TINY.replace(epochs=5, validation_fraction=validation_fraction)
+@pytest.mark.parametrize("every", [1, 2])
+def test_a_fit_stopped_mid_epoch_and_resumed_equals_the_uninterrupted_fit(tiny_data, tmp_path, every):
+    cfg = TINY.replace(epochs=5)
     whole = ColdStartRecommender(cfg).fit(tiny_data)
     ckpt = tmp_path / "fit.checkpoint.safetensors"
     with pytest.raises(Stop):  # dies in epoch 4 (0-based 3): the last checkpoint is after epoch 3 (every 1) or 2
         ColdStartRecommender(cfg).fit(tiny_data, on_step=stop_at(3, 1), checkpoint=ckpt, checkpoint_every=every)
     resumed = ColdStartRecommender(cfg).fit(tiny_data, checkpoint=ckpt, resume=True)
     assert same_weights(whole, resumed)
-    for key in ("epoch_query_loss", "valid_query_loss", "best_epoch", "tasks"):
+    for key in ("epoch_query_loss", "tasks"):
         assert resumed.summary_[key] == whole.summary_[key], key
     # without resume the same checkpoint is ignored (and overwritten): a fresh fit, the same result
     assert same_weights(whole, ColdStartRecommender(cfg).fit(tiny_data, checkpoint=ckpt))
@@ -104,9 +103,6 @@ def test_too_few_users_to_meta_train_names_the_minimum():
     one_user = pd.DataFrame({"user_id": ["a"] * 5, "item_id": list("vwxyz"), "rating": 4.0})
     with pytest.raises(ValueError, match="at least 2 users with 2 or more interactions; found 1"):
         ColdStartRecommender(TINY).fit(one_user)
-    two = pd.concat([one_user, one_user.assign(user_id="b")])
-    with pytest.raises(ValueError, match="besides the validation users; found 1"):
-        ColdStartRecommender(TINY.replace(validation_fraction=0.5)).fit(two)
 
 
 # --- the command line -----------------------------------------------------------------------------------------
@@ -158,7 +154,7 @@ def test_fit_checks_out_before_training_and_reports_a_diverged_fit(ratings_csv, 
     (tmp_path / "file.csv").write_text("x")
     result = invoke("fit", ratings_csv, "--out", tmp_path / "file.csv" / "sub")
     assert result.exit_code == 1 and "is a file and not a folder" in result.stderr
-    assert "fitting on" not in result.stderr  # refused before the data was even read
+    assert "reading " not in result.stderr  # refused before the data was even read
     config = tmp_path / "wild.toml"
     config.write_text("embedding_dim = 8\nhidden = [16]\nn_negatives = 16\nmeta_lr = 50.0\n")
     result = invoke("fit", ratings_csv, "--out", tmp_path / "m", "--config", config, "--epochs", "3")

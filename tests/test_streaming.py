@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from coldstart.cli import _chunk_progress, app
-from coldstart.data import DataError, load_ratings
+from coldstart.cli import app
+from coldstart.cli.progress import ChunkProgress
+from coldstart.errors import DataError
+from coldstart.io import load_ratings
 from coldstart.streaming import Progress, stream_recommend, user_chunks
 from tests.conftest import support_of
 
@@ -77,7 +79,7 @@ def test_on_a_terminal_the_progress_bar_counts_the_rows_of_the_parquet_footer(su
     source = tmp_path / "s.parquet"
     support.to_parquet(source)
     monkeypatch.setattr(sys, "stderr", Terminal())
-    with _chunk_progress(False, source) as on_chunk:
+    with ChunkProgress(False, source) as on_chunk:
         on_chunk(Progress(users=3, rows=15, seconds=1.0))
     shown = sys.stderr.getvalue()
     assert f"15 of {len(support)} rows" in shown and "3 users" in shown

@@ -21,8 +21,8 @@ from coldstart.frames import check_frame
 from coldstart.objectives import shared_negatives
 from coldstart.teacher import (Teacher, batch_distillation, distillation_loss, fit_teacher, interactions, item_init,
                                top_right_singular_vectors)
-from coldstart.train import _sample
-from tests.conftest import TINY, support_of
+from coldstart.train import sample
+from tests.conftest import TINY, as_format_5, support_of
 
 SMALL = TINY.replace(epochs=1, teacher=None)
 
@@ -33,7 +33,7 @@ def state_of(config, data):
 
 def meta_batch(state, n=16):
     rng = np.random.default_rng(0)
-    batch = _sample(state.log, np.arange(n), rng, state.config)
+    batch = sample(state.log, np.arange(n), rng, state.config)
     return batch, select_rows(state.user_feats, batch.users), shared_negatives(len(state.items), 32, rng)
 
 
@@ -42,8 +42,7 @@ def meta_batch(state, n=16):
                                            ({"teacher_weight": "1"}, "teacher_weight"),
                                            ({"teacher_temperature": 0.0}, "teacher_temperature"),
                                            ({"teacher": "als", "objective": "rating"}, "teacher"),
-                                           ({"teacher": "ease", "learner": "reptile"}, "teacher_weight"),
-                                           ({"teacher": "als", "use_item_ids": False}, "teacher_init")])
+                                           ({"teacher": "als", "use_item_ids": False}, "teacher")])
 def test_config_refuses_bad_teacher_settings_naming_the_field(change, field):
     with pytest.raises(ConfigError, match=f"config field '{field}'"):
         Config(**change)
@@ -53,11 +52,12 @@ def test_config_refuses_bad_teacher_settings_naming_the_field(change, field):
 def test_auto_is_ease_where_it_applies_and_fits(tiny_data):
     from coldstart.config import TEACHER_MAX_ITEMS
     assert Config().teacher == "auto" and Config().teacher_for(1682) == "ease"
-    assert Config().teacher_for(TEACHER_MAX_ITEMS + 1) is None  # its items x items matrix would not fit
-    assert Config(objective="rating").teacher_for(100) is None
-    assert Config(learner="reptile").teacher_for(100) is None
-    assert Config(use_item_ids=False).teacher_for(100) is None
-    assert Config(teacher=None).teacher_for(100) is None and Config(teacher="als").teacher_for(10**6) == "als"
+    assert Config().teacher_for(TEACHER_MAX_ITEMS + 1) == "none"  # its items x items matrix would not fit
+    assert Config(objective="rating").teacher_for(100) == "none"
+    assert Config().teacher_for(100, has_query_loss=False) == "none"
+    assert Config(use_item_ids=False).teacher_for(100) == "none"
+    assert Config(teacher=None).teacher_for(100) == "none" and Config(teacher="als").teacher_for(10**6) == "als"
+    assert state_of(TINY.replace(learner="reptile"), tiny_data).config.teacher == "none"  # no query loss to distil
     default = state_of(TINY, tiny_data)
     assert default.teacher is not None and default.learner.teacher is not None
     assert state_of(TINY.replace(objective="rating"), tiny_data).teacher is None
@@ -72,9 +72,11 @@ def test_without_a_teacher_training_is_untouched(tiny_data, monkeypatch):
         raise AssertionError("the teacher's code ran without a teacher")
     with monkeypatch.context() as m:
         m.setattr("coldstart.fitted.fit_teacher", never)
-        m.setattr("coldstart.learners.batch_distillation", never)
+        m.setattr("coldstart.learners.base.batch_distillation", never)
         plain = ColdStartRecommender(SMALL).fit(tiny_data)
-    idle = ColdStartRecommender(SMALL.replace(teacher="als", teacher_weight=0.0, teacher_init=False)).fit(tiny_data)
+    with monkeypatch.context() as m:  # a teacher that only starts the item ids (weight 0), kept from doing that
+        m.setattr("coldstart.fitted.start_item_ids", lambda net, teacher: None)
+        idle = ColdStartRecommender(SMALL.replace(teacher="als", teacher_weight=0.0)).fit(tiny_data)
     a, b = plain.net_.state_dict(), idle.net_.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     state = state_of(SMALL, tiny_data)
@@ -93,7 +95,7 @@ def test_the_teachers_item_factors_start_the_item_embeddings(name, tiny_data):
     assert expected.shape == (len(state.items), config.embedding_dim)
     assert torch.equal(state.net.item_ids.weight.detach(), expected)
     assert expected.std().item() == pytest.approx(0.1, rel=1e-4)
-    untaught = state_of(config.replace(teacher_init=False), tiny_data).net.item_ids.weight
+    untaught = state_of(config.replace(teacher="none"), tiny_data).net.item_ids.weight
     assert not torch.allclose(untaught, expected)
     rest = ["item_bias", "item_weight", "head.w0"]  # nothing else is changed by the teacher
     assert all(torch.equal(state.net.state_dict()[k], state_of(SMALL, tiny_data).net.state_dict()[k]) for k in rest)
@@ -116,30 +118,11 @@ def test_ease_teacher_is_the_best_low_rank_approximation_of_its_scores():
     np.testing.assert_allclose(np.abs(v.T @ exact), np.eye(3), atol=1e-6)
 
 
-def test_validation_users_are_left_out_of_the_teacher(tiny_data):
+def test_the_teacher_sees_each_logged_pair_once(tiny_data):
     state = state_of(SMALL, tiny_data)
-    x = interactions(state.log, len(state.items), leave_out=np.array([0, 3]))
-    assert x[[0, 3]].nnz == 0 and x[1].nnz == len(np.unique(state.log.items[state.log.indptr[1]:state.log.indptr[2]]))
-    assert set(x.data) == {1.0}
-
-
-def test_a_teacher_of_liked_ratings_sees_only_them(tiny_data, monkeypatch):
-    state = state_of(SMALL, tiny_data)
-    x = interactions(state.log, len(state.items), leave_out=np.array([0]), min_rating=4.0)
-    users = np.repeat(np.arange(state.log.n_users), state.log.lengths())
-    liked = (state.log.ratings >= 4.0) & (users != 0)
-    assert x.nnz == len({(u, i) for u, i in zip(users[liked], state.log.items[liked])})
-    seen = {}
-
-    def spy(*args, **kwargs):
-        seen["min"] = kwargs["min_rating"]
-        return fit_teacher(*args, **kwargs)
-    monkeypatch.setattr("coldstart.fitted.fit_teacher", spy)
-    state_of(SMALL.replace(teacher="ease", teacher_min_rating=4.0), tiny_data)
-    assert seen["min"] == 4.0
-    implicit = tiny_data.ratings.assign(rating=1.0)
-    initial_state(SMALL.replace(teacher="ease", teacher_min_rating=4.0), check_frame(implicit, "r"), None, None)
-    assert seen["min"] is None  # no rating reaches 4: every interaction counts
+    x = interactions(state.log, len(state.items))
+    assert x[1].nnz == len(np.unique(state.log.items[state.log.indptr[1]:state.log.indptr[2]]))
+    assert set(x.data) == {1.0} and x.shape == (len(state.users), len(state.items))
 
 
 def test_distillation_is_zero_when_the_student_is_the_teacher_and_positive_otherwise():
@@ -225,11 +208,11 @@ def test_a_taught_model_saves_and_loads_without_its_teacher(name, tiny_data, tmp
 
 def test_a_model_json_from_before_the_teacher_loads(fitted, tiny_data, tmp_path):
     path = fitted.save(tmp_path / "old")
-    meta = json.loads((path / "model.json").read_text())
+    meta = as_format_5(json.loads((path / "model.json").read_text()))
     meta["config"] = {k: v for k, v in meta["config"].items() if not k.startswith("teacher")}
     (path / "model.json").write_text(json.dumps(meta))
     loaded = ColdStartRecommender.load(path)
-    assert loaded.config.teacher is None
+    assert loaded.config.teacher == "none"
     support = support_of(tiny_data, ["u1", "u2"], n=3)
     pd.testing.assert_frame_equal(loaded.recommend(support, k=5), fitted.recommend(support, k=5))
 
@@ -237,7 +220,7 @@ def test_a_model_json_from_before_the_teacher_loads(fitted, tiny_data, tmp_path)
 def test_default_systems_fit_one_coldstart_per_teacher(tiny_data):
     systems = default_systems(SMALL, teachers=["none", "ease"])
     fitted = {**systems[0](tiny_data), **systems[1](tiny_data)}
-    assert {name: m.config.teacher for name, m in fitted.items()} == {"coldstart": None,
+    assert {name: m.config.teacher for name, m in fitted.items()} == {"coldstart": "none",
                                                                      "coldstart:teacher=ease": "ease"}
     with pytest.raises(ConfigError, match="'teacher'"):
         default_systems(SMALL, teachers=["none", "xyz"])
@@ -258,16 +241,16 @@ def test_cli_fit_teacher_and_evaluate_teachers(tmp_path):
     assert result.exit_code == 0, result.output
     paired = pd.read_csv(out / "paired.csv")
     assert "coldstart:teacher=als" in set(paired["system"])
-    assert json.loads((out / "report.json").read_text())["meta"]["config"]["teacher"] is None
+    assert json.loads((out / "report.json").read_text())["meta"]["config"]["teacher"] == "none"
     bad = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r.csv"), "--teachers", "none,xyz", "--output",
                                    str(tmp_path / "never"), *common])
     assert bad.exit_code == 1 and "'teacher'" in bad.stderr and not (tmp_path / "never").exists()
 
 
 def test_no_teacher_survives_a_toml_file(tmp_path):
-    """TOML has no null: teacher None is written as "none" and read back as None, not as the default "auto"."""
-    from coldstart.tuning import to_toml
-    assert Config(teacher="none").teacher is None
+    """TOML has no null: no teacher is "none", written and read back as such, not as the default "auto"."""
+    import tomli_w
+    assert Config(teacher=None).teacher == "none"
     path = tmp_path / "c.toml"
-    path.write_text(to_toml(Config(teacher=None, epochs=3).to_toml_dict()))
+    path.write_text(tomli_w.dumps(Config(teacher=None, epochs=3).to_toml_dict()))
     assert Config.from_toml(path) == Config(teacher=None, epochs=3)

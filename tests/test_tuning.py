@@ -13,10 +13,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from coldstart import Config, make_synthetic, tuning
+from coldstart import ColdStartRecommender, Config, make_synthetic, tuning
 from coldstart.cli import app
+from coldstart.config import INNER_LR
+from coldstart.errors import TrainingDiverged
 from coldstart.evaluation import split_new_users
-from coldstart.tuning import HIDDEN, search_space, to_toml, tune
+from coldstart.tuning import HIDDEN, search_space, tune
 from tests.conftest import TINY
 
 optuna = pytest.importorskip("optuna")
@@ -24,6 +26,7 @@ optuna = pytest.importorskip("optuna")
 BASE = TINY.replace(epochs=1)
 FIXED = ("epochs", "embedding_dim", "hidden", "n_negatives")  # a tiny network and one epoch: fast trials
 FAST = {"seeds_per_trial": 1, "fixed": FIXED}
+VALIDATE = "coldstart.tuning.study.validate"  # one fit's validation scores, as the study calls it
 runner = CliRunner()
 
 
@@ -41,7 +44,7 @@ def studied(tiny_data, tmp_path_factory):
         return [SCRIPT[trial] + 0.01 * j + 0.002 * seed for j in range(len(validation.tasks))]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tuning, "validate", validate)
+        patch.setattr(VALIDATE, validate)
         result = tune(tiny_data, BASE, 3, out, on_trial=lines.append, seeds_per_trial=2, fixed=FIXED)
     assert [c.seed for c in calls] == [0, 1] * 3
     return out, result, lines
@@ -60,6 +63,7 @@ def test_best_toml_reads_back_as_the_best_trials_config(studied):
     text = (out / "best.toml").read_text()
     assert Config.from_toml(out / "best.toml") == expected == result.best_config
     assert f"trial 1: validation nDCG@10 {best['value']:.4f}" in text.splitlines()[0]
+    assert f"# tuned: {', '.join(tuning.searched(BASE, FIXED))}; the rest as in the base config\n" in text
     assert (result.best_trial, result.best_value) == (1, pytest.approx(best["value"]))
     assert (out / "trials.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(lines) == 3 and lines[2].startswith(f"trial 2: {trials['value'][2]:.4f} (best {best['value']:.4f}, "
@@ -88,7 +92,7 @@ def test_the_files_follow_every_trial_and_the_draws_follow_the_seed(studied, tin
             raise KeyboardInterrupt
         return [0.5] * len(validation.tasks)
 
-    monkeypatch.setattr(tuning, "validate", validate)
+    monkeypatch.setattr(VALIDATE, validate)
     with pytest.raises(KeyboardInterrupt):
         tune(tiny_data, BASE, 3, tmp_path, seeds_per_trial=2, fixed=FIXED)
     trials = pd.read_csv(tmp_path / "trials.csv")  # written after trial 1, before the interruption
@@ -125,7 +129,7 @@ def test_the_evaluations_test_users_are_never_read(tiny_data, tmp_path, monkeypa
     ratings.loc[poison, "item_id"] = "poison"
     poisoned = type(tiny_data)(ratings, tiny_data.items, tiny_data.users, tiny_data.name)
     seen = set()
-    real_fit, real_score = tuning.ColdStartRecommender.fit, tuning.score_task
+    real_fit, real_score = ColdStartRecommender.fit, tuning.validation.score_task
 
     def fit(self, data, *args, **kwargs):
         seen.update(data.ratings["user_id"], data.users["user_id"])
@@ -136,8 +140,8 @@ def test_the_evaluations_test_users_are_never_read(tiny_data, tmp_path, monkeypa
         assert "poison" not in catalogue
         return real_score(model, task, catalogue, protocol, users)
 
-    monkeypatch.setattr(tuning.ColdStartRecommender, "fit", fit)
-    monkeypatch.setattr(tuning, "score_task", score_task)
+    monkeypatch.setattr(ColdStartRecommender, "fit", fit)
+    monkeypatch.setattr("coldstart.tuning.validation.score_task", score_task)
     clean = tune(tiny_data, BASE, 1, tmp_path / "clean", **FAST)
     dirty = tune(poisoned, BASE, 1, tmp_path / "dirty", **FAST)
     assert seen and not seen & test_users
@@ -154,15 +158,15 @@ def test_on_melus_layout_only_meta_training_rows_are_used(tiny_data):
 
 
 def test_a_trial_whose_training_diverges_fails_and_the_study_goes_on(tiny_data, tmp_path, monkeypatch):
-    real, calls = tuning.validate, []
+    real, calls = tuning.study.validate, []
 
     def validate(config, validation):
         calls.append(config)
         if len(calls) == 1:
-            raise tuning.TrainingDiverged("the loss became nan in epoch 1", None)
+            raise TrainingDiverged("the loss became nan in epoch 1", None)
         return real(config, validation)
 
-    monkeypatch.setattr(tuning, "validate", validate)
+    monkeypatch.setattr(VALIDATE, validate)
     lines = []
     result = tune(tiny_data, BASE, 2, tmp_path, on_trial=lines.append, **FAST)
     assert list(result.trials["state"]) == ["FAIL", "COMPLETE"] and result.best_trial == 1
@@ -173,30 +177,35 @@ def test_the_search_space_keeps_to_its_ranges_and_the_fixed_names():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for base in (Config(), Config(objective="rating", learner="proximal")):
         configs = [search_space(study.ask(), base, fixed=("embedding_dim",)) for _ in range(40)]
-        lr = tuning.INNER_LR[base.objective]
+        lr = INNER_LR[base.objective]
         assert {c.inner_steps for c in configs} == {1, 2, 3, 4}
         assert all(lr / 10 <= c.inner_lr <= lr * 10 and 1e-4 <= c.meta_lr <= 1e-2 for c in configs)
         assert {c.epochs for c in configs} <= {10, 20, 30, 40} and {c.hidden for c in configs} <= set(HIDDEN.values())
         assert {c.embedding_dim for c in configs} == {base.embedding_dim}
-        varied = {name for name in Config().to_dict() if len({getattr(c, name) for c in configs}) > 1}
+        varied = {name for name in Config().to_dict() if len({repr(getattr(c, name)) for c in configs}) > 1}
         assert ("n_negatives" in varied) == (base.objective == "implicit")
-        assert ("proximal_l2" in varied) == (base.learner == "proximal")
+        assert ("learner_options" in varied) == (base.learner == "proximal")  # Proximal.search_space: l2
+        assert all(0.1 <= c.learner_options["l2"] <= 10 for c in configs if base.learner == "proximal")
     with pytest.raises(ValueError, match="--fix: 'adapt' not searched"):
         tuning.searched(Config(), fixed=("adapt",))
 
 
-def test_toml_writer_round_trips_tricky_values():
-    values = {"small": 1e-4, "tiny": 1e-05, "big": 1e16, "third": 1 / 3, "two": 2.0, "neg": -0.5, "inf": math.inf,
-              "int": 7, "on": True, "off": False, "list": [1, 2], "floats": (0.1, 1e-7), "empty": [],
-              "text": 'say "hi"\\ \n\ttab é \x7f', "none": None, "a key": np.int64(3), "np_float": np.float32(0.25)}
-    text = to_toml(values, header="first line\nsecond: 0.3", marked={"int"}, mark="tuned")
-    read = tomllib.loads(text)
-    expected = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items() if v is not None}
-    assert read == expected
-    assert type(read["on"]) is bool and type(read["int"]) is int and type(read["two"]) is float
-    assert text.startswith("# first line\n# second: 0.3\n") and "int = 7  # tuned\n" in text
-    with pytest.raises(TypeError, match="to_toml: expected"):
-        to_toml({"table": {"a": 1}})
+def test_the_first_trial_tries_the_base_configs_learner_options():
+    base_params = tuning.space.base_params
+    assert base_params(Config(learner="proximal"))["proximal_l2"] == 1.0  # the learner's default, filled in
+    assert base_params(Config(learner="proximal", learner_options={"l2": 2.0}))["proximal_l2"] == 2.0
+    assert "proximal_l2" not in base_params(Config(learner="proximal", learner_options={"l2": 20.0}))  # outside
+
+
+@pytest.mark.parametrize("config", [
+    Config(hidden=(64, 32, 8), teacher=None, inner_lr=0.0123456789, meta_lr=1e-05, epochs=7),
+    Config(learner="proximal", learner_options={"l2": 1 / 3}, teacher="als", hidden=(16,), use_item_ids=True),
+])
+def test_best_toml_reads_back_to_the_same_config(config, tmp_path):
+    path = tmp_path / "best.toml"
+    path.write_text(tuning.best_toml(config, header=["first line", "second: 0.3"]))
+    assert Config.from_toml(path) == config  # hidden a tuple again, teacher "none", learner_options a table
+    assert path.read_text().startswith("# first line\n# second: 0.3\n\n")
 
 
 def test_the_cli_writes_the_files_and_refuses_bad_input(tiny_data, tmp_path):

@@ -10,7 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 import threadpoolctl
 
-from ..data import Dataset
+from ..io import Dataset
 from ..ids import IdMap
 from .base import _Baseline, _as_binary, _binary, _check_non_negative, _item_counts, _training_log
 

@@ -11,11 +11,14 @@ import logging
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 
-from ..data import Dataset
+from ..io import Dataset
 from ..frames import check_frame as _check_frame, support_rows
 from ..ids import IdMap
 from ..errors import NotFittedError
+from ..scoring import ranked_frame, top_k
+from ..tasks import segment_positions
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class _Baseline:
         user_ids, seen = _support_matrix(support, self.items_)
         features = self._user_features(users, user_ids)  # (B, V)
         top, scores = self._rank(seen, features, min(k, len(self.items_)), exclude_seen)  # (B, k), (B, k)
-        return _top_k_frame(user_ids, self.items_, top, scores)
+        return ranked_frame(user_ids, self.items_, top, scores)
 
     def predict(self, support: pd.DataFrame, pairs: pd.DataFrame, users: pd.DataFrame | None = None
                 ) -> pd.DataFrame:
@@ -92,7 +95,7 @@ class _Baseline:
         """(B, k) item indices and scores, best first; -inf marks slots left empty by exclusion."""
         parts = [_top_k(self._scores(seen[rows], features[rows]), seen[rows], k, exclude_seen)
                  for rows in _row_chunks(*seen.shape)]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])  # (B, k) each
 
     def _scores(self, seen: sp.csr_matrix, features: sp.csr_matrix) -> np.ndarray:
         """(b, I) scores of the whole catalogue for the b users whose support is `seen` and features `features`."""
@@ -165,20 +168,21 @@ def _row_chunks(n_rows: int, n_cols: int) -> list[slice]:
 
 
 def _top_k(scores: np.ndarray, seen: sp.csr_matrix, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(b, k) indices and scores of the best items of each row, ties to the lower index; excluded items -> -inf."""
-    scores = np.array(scores, dtype=np.float64)  # (b, I), a writable copy
-    if exclude_seen:
-        scores[np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr)), seen.indices] = -np.inf
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (b, k)
-    return top, np.take_along_axis(scores, top, axis=1)
+    """(b, k) indices and scores of the best items of each row of a dense score block (`scoring.top_k` in one
+    chunk: ties to the lower index; excluded items -> -inf)."""
+    block = torch.from_numpy(np.array(scores, dtype=np.float64))  # (b, I), a copy: scores may be read-only
+    exclude = _padded_items(seen) if exclude_seen else None  # (b, E)
+    top_s, top_i = top_k(lambda start, stop: block[:, start:stop], *block.shape, k, exclude,
+                         chunk=max(block.shape[1], 1))  # (b, k)
+    return top_i.numpy(), top_s.numpy()
 
 
-def _top_k_frame(user_ids: list[str], items: IdMap, top: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
-    """The long `user_id, rank, item_id, score` frame of (B, k) top lists, dropping -inf (excluded) slots."""
-    keep = np.isfinite(scores)  # (B, k); excluded slots only ever trail a row
-    row, slot = np.nonzero(keep)
-    return pd.DataFrame({"user_id": np.asarray(user_ids, dtype=object)[row], "rank": slot + 1,
-                         "item_id": items.ids(top[keep]), "score": scores[keep].astype(np.float64)})
+def _padded_items(seen: sp.csr_matrix) -> torch.Tensor:
+    """(b, E) the column indices of each row of `seen`, -1 in padded slots."""
+    lengths = np.diff(seen.indptr)  # (b,)
+    padded = np.full((seen.shape[0], lengths.max(initial=0)), -1, dtype=np.int64)  # (b, E)
+    padded[np.repeat(np.arange(seen.shape[0]), lengths), segment_positions(lengths)] = seen.indices
+    return torch.from_numpy(padded)
 
 
 def _check_non_negative(model: _Baseline, *fields: str) -> None:

@@ -1,5 +1,5 @@
-"""`EASEFoldIn`: closed-form item-item weights (Steck 2019) with exact fold-in, and the validation split that
-`EASEFoldIn.tuned` picks its l2 on.
+"""`EASEFoldIn`: closed-form item-item weights (Steck 2019; the closed form itself is `coldstart/ease.py`, shared with
+the teacher) with exact fold-in, and the validation split that `EASEFoldIn.tuned` picks its l2 on.
 
 Dimension letters as in the package docstring (`coldstart/baselines/__init__.py`).
 """
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
 import scipy.sparse as sp
 
-from ..data import Dataset
+from ..config import LIKED_RATING
+from ..io import Dataset
+from ..ease import DEFAULT_L2, ease_weights
 from ..ids import IdMap
 from ..metrics import ranking_metrics
 from .base import (_Baseline, _as_binary, _binary, _item_counts, _liked, _pair_sums, _support_matrix, _tie_break,
@@ -37,7 +38,7 @@ class EASEFoldIn(_Baseline):
     name = "ease"
     rating_predictor = False
 
-    def __init__(self, l2: float = 500.0, max_items: int = 30_000):
+    def __init__(self, l2: float = DEFAULT_L2, max_items: int = 30_000):
         self.l2 = l2
         self.max_items = max_items
 
@@ -92,7 +93,7 @@ class EASEFoldIn(_Baseline):
         train_users = IdMap.from_values(ratings["user_id"])
         interactions = _binary(train_users.index(ratings["user_id"]), self.items_.index(ratings["item_id"]),
                                (len(train_users), len(self.items_)))  # (U, I)
-        self.weights_ = _ease_weights(interactions, self.l2)  # (I, I)
+        self.weights_ = ease_weights(interactions, self.l2)  # (I, I)
         self.tie_break_ = _tie_break(_item_counts(ratings, self.items_))  # (I,)
         return self
 
@@ -105,18 +106,6 @@ class EASEFoldIn(_Baseline):
 
 
 # --- EASE helpers --------------------------------------------------------------------------------------------
-_RELEVANT = 4.0
-"""`EASEFoldIn.tuned`'s validation: a query rating >= this is relevant (on a log with more than one rating value)."""
-
-
-def _ease_weights(interactions: sp.csr_matrix, l2: float) -> np.ndarray:
-    """(I, I) float32 B = I - P / diag(P) with P = (X^T X + l2 I)^-1: B_ij = -P_ij / P_jj, B_jj = 0."""
-    gram = (interactions.T @ interactions).toarray().astype(np.float64)  # (I, I)
-    gram[np.diag_indices_from(gram)] += l2
-    p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)  # (I, I)
-    p /= -p.diagonal().copy()  # (I, I), column j divided by -P_jj
-    np.fill_diagonal(p, 0.0)
-    return p.astype(np.float32)
 
 
 def _validation_split(ratings: pd.DataFrame, valid_fraction: float, shots: int, seed: int
@@ -139,7 +128,7 @@ def _validation_split(ratings: pd.DataFrame, valid_fraction: float, shots: int, 
         held = np.random.default_rng(seed).choice(users, size=n_valid, replace=False)
     is_held = ratings["user_id"].isin(held).to_numpy()
     position = ratings.groupby("user_id", sort=False).cumcount().to_numpy()  # each user's rows 0, 1, ... in time
-    query = is_held & (position >= shots) & _liked(ratings, _RELEVANT)
+    query = is_held & (position >= shots) & _liked(ratings, LIKED_RATING)
     if not query.any():
         raise ValueError("validation: no held-out user has a relevant query item (too few users or ratings)")
     return ratings[~is_held], ratings[is_held & (position < shots)], ratings[query]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..data import Dataset
+from ..io import Dataset
 from .base import _Baseline, _check_non_negative, _item_counts, _shrunk, _training_log
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..data import Dataset
+from ..config import LIKED_RATING
+from ..io import Dataset
 from ..features import column_kind
 from ..ids import IdMap
 from .base import _Baseline, _binary, _item_counts, _liked, _pair_sums, _shrunk, _tie_break, _training_log
@@ -88,7 +89,7 @@ class FeaturePopularity(_Baseline):
     name = "popularity_features"
     rating_predictor = False
 
-    def __init__(self, min_rating: float | None = 4.0):
+    def __init__(self, min_rating: float | None = LIKED_RATING):
         self.min_rating = min_rating
 
     def fit(self, ratings: pd.DataFrame | Dataset, items: pd.DataFrame | None = None,

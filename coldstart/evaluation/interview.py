@@ -1,4 +1,4 @@
-"""Simulated onboarding (`coldstart evaluate --interview N`): held-out new users are asked N items by each strategy,
+"""Simulated onboarding (`coldstart interview-study`): held-out new users are asked N items by each strategy,
 answer with their true rating when they rated the item and "not seen" otherwise, and are then recommended the rest.
 
 Protocol, per seed: the newest `new_fraction` of users are new (as in the shots protocol); coldstart is fitted on the
@@ -27,12 +27,12 @@ import pandas as pd
 
 from ..baselines import Popularity
 from ..config import Config
-from ..data import Dataset
+from ..io import Dataset
 from ..ids import IdMap
 from ..interview import Interviewer, answers_support, check_answers
 from ..recommender import ColdStartRecommender
 from .protocol import Protocol, split_new_users
-from .run import LIKED, Report, _versions, combine_reports, rank_query
+from .run import Report, _versions, combine_reports, rank_query
 
 STRATEGIES = ("coldstart", "popular", "liked", "random")
 POOL_SHARE = 0.5  # the oldest share of a new user's ratings that the user can answer from; the rest is the query
@@ -55,7 +55,7 @@ def interview_study(data: Dataset, config: Config, questions: tuple[int, ...] = 
     questions asked at once, before the next answers are known (1: each answer changes the next question)."""
     protocol = protocol or Protocol()
     if not questions or min(questions) < 1 or page < 1:
-        raise ValueError(f"--interview: expected positive numbers of questions and a page size >= 1, found "
+        raise ValueError(f"questions: expected positive numbers of questions and a page size >= 1, found "
                          f"{questions} and {page}")
     reports = [_one_seed(data, config.replace(seed=s), questions, replace(protocol, seed=s), strategies, settings,
                          on_progress or (lambda message: None), model, on_step, page)
@@ -131,7 +131,7 @@ def _strategy(name: str, rec: ColdStartRecommender, train: pd.DataFrame, items: 
     if name == "random":
         rng = np.random.default_rng(seed)
         return _fixed_lists(lambda users: {u: known[rng.permutation(len(known))] for u in users})
-    pop = Popularity(min_rating=None if name == "popular" else LIKED).fit(train, items)
+    pop = Popularity(min_rating=None if name == "popular" else rec.config.positive_rating).fit(train, items)
     ranked = pd.Index(pop.items_.ids(np.argsort(-pop.counts_, kind="stable")))  # most first; ties: first seen
     return _fixed_lists(lambda users: dict.fromkeys(users, ranked))
 

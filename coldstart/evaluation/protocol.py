@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..config import LIKED_RATING
+
 MELU_SCENARIOS = ("warm_up", "user_cold_testing", "item_cold_testing", "user_and_item_cold_testing")
 MELU_PAPER = {"user_cold_testing": {"mae": 0.7854, "wq_ndcg@1": 0.8803, "wq_ndcg@3": 0.8812}}  # MeLU-5, Table 3
 MELU_QUERY, MELU_MIN, MELU_MAX = 10, 13, 100
@@ -20,7 +22,7 @@ class Protocol:
     shots: tuple[int, ...] = (1, 3, 5, 10)
     k: int = 10
     new_fraction: float = 0.2
-    threshold: float | None = 4.0  # relevant = query rating >= threshold; None: every query item (implicit data)
+    threshold: float | None = LIKED_RATING  # relevant = query rating >= threshold; None: every query item (implicit data)
     seed: int = 0
     item_split: tuple[str, float] | None = None  # (item column, cutoff): MeLU's scenarios, items >= cutoff are new
 

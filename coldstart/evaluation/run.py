@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..baselines import ALSFoldIn, EASEFoldIn, FeaturePopularity, ItemMeanOffset, Popularity
 from ..config import Config
-from ..data import Dataset
+from ..io import Dataset
 from ..ids import IdMap
 from ..metrics import (catalog_coverage, mae, random_within_query_ndcg, ranking_metrics, rmse,
                        within_query_ndcg)
@@ -23,10 +23,6 @@ from .report import split_rows
 
 log = logging.getLogger(__name__)
 
-FINETUNE_STEPS = 5  # SGD steps of the "network+finetune" baseline
-LIKED = 4.0
-RECENT = 0.25  # "popularity_recent" counts the liked ratings of the newest quarter of the training log (the share
-#               under which popularity ranked best on the validation users of ML-100K and ml-latest-small)  # "popularity_liked" counts ratings >= this
 
 
 @dataclass
@@ -50,7 +46,8 @@ System = Callable[[Dataset], dict]  # train data -> {name: fitted model}
 
 # --- systems ---------------------------------------------------------------------------------------------------
 def default_systems(config: Config, on_step: Callable | None = None, learners: list[str] | None = None,
-                    teachers: list[str] | None = None) -> list[System]:
+                    teachers: list[str] | None = None, recent_share: float = 0.25, finetune_steps: int = 5
+                    ) -> list[System]:
     """coldstart, then the baselines: popularity (of all ratings, of liked ratings on rated data, and among users
     with the same features when there are user features), item mean + user offset, ALS fold-in, EASE fold-in (its
     l2 tuned on users carved from the training users), the same network trained without meta-learning (no
@@ -58,7 +55,11 @@ def default_systems(config: Config, on_step: Callable | None = None, learners: l
 
     With `learners`, coldstart is fitted once per learner: the first is "coldstart", the others
     "coldstart:NAME". With `teachers` ("als", "ease" or "none"), the first learner is fitted once per teacher too:
-    "coldstart" with the first, "coldstart:teacher=NAME" with the others."""
+    "coldstart" with the first, "coldstart:teacher=NAME" with the others.
+
+    "popularity_recent" counts the liked ratings of the newest `recent_share` of the training log (a quarter: the
+    share under which popularity ranked best on the validation users of ML-100K and ml-latest-small);
+    "network+finetune" takes `finetune_steps` SGD steps; "liked" is `config.positive_rating` throughout."""
     names = learners or [config.learner]
     teacher_names = teachers or []
     if teacher_names:
@@ -70,14 +71,13 @@ def default_systems(config: Config, on_step: Callable | None = None, learners: l
 
     def network(train: Dataset) -> dict:
         plain = ColdStartRecommender(config.replace(inner_steps=0)).fit(train, on_step=on_step)
-        return {"network": plain, "network+finetune": plain.with_adaptation(FINETUNE_STEPS, config.step_size())}
+        return {"network": plain, "network+finetune": ColdStartRecommender.sharing_weights(plain, finetune_steps)}
 
     def simple(train: Dataset) -> dict:
-        liked = [] if train.implicit else [Popularity(min_rating=LIKED)]
-        recent = [Popularity(min_rating=None if train.implicit else LIKED, recent_share=RECENT)] \
-            if "timestamp" in train.ratings else []
-        by_features = [FeaturePopularity(min_rating=None if train.implicit else LIKED)] if train.users is not None \
-            else []
+        like = None if train.implicit else config.positive_rating
+        liked = [] if like is None else [Popularity(min_rating=like)]
+        recent = [Popularity(min_rating=like, recent_share=recent_share)] if "timestamp" in train.ratings else []
+        by_features = [FeaturePopularity(min_rating=like)] if train.users is not None else []
         models = {m.name: m.fit(train) for m in (Popularity(), *liked, *recent, *by_features, ItemMeanOffset(),
                                                   ALSFoldIn(seed=config.seed))}
         return {**models, "ease": EASEFoldIn.tuned(train, seed=config.seed)}  # l2 chosen on training users only

@@ -2,7 +2,7 @@
 
 Layouts (given the folder or one of its files): MovieLens 100K, 1M (and MeLU's `ml-1m-melu`) and latest;
 RecBole atomic files `<name>.inter` (+ `.item`, `.user`); HetRec 2011 Last.fm 2k. Each becomes a `Dataset` with
-the standard columns and validation of `data.py`, which does all the file reading.
+the standard columns and validation of `validate.py`; `readers.py` does all the file reading.
 """
 from __future__ import annotations
 
@@ -13,24 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import (
-    ITEM,
-    RATING,
-    RATING_COLUMNS,
-    RECBOLE,
-    TIME,
-    USER,
-    Columns,
-    DataError,
-    Dataset,
-    load_features,
-    load_ratings,
-    read_any,
-    read_header,
-    read_known,
-    standardize_features,
-    standardize_ratings,
-)
+from ..errors import DataError
+from .dataset import Dataset, load_features, load_ratings
+from .readers import RECBOLE, read_any, read_header, read_known
+from .validate import (ITEM, RATING, RATING_COLUMNS, TIME, USER, Columns, standardize_features,
+                       standardize_ratings)
 
 _ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
                   "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
