@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from .ease import ease_weights
+from .ease import training_scores
 from .model import ColdStartNet, Params
 from .objectives import _FILL, Negatives, own_negatives
 from .tasks import TaskBatch, UserLog
@@ -77,10 +77,10 @@ def fit_als(x: sp.csr_matrix, seed: int) -> Teacher:
 def fit_ease(x: sp.csr_matrix, seed: int, rank: int = 64) -> Teacher:
     """EASE's weights B (the `ease` baseline's default l2), kept as the top-`rank` right singular vectors V of the
     training scores S = X B: item factors V (I, F), user factors S V (U, F)."""
-    weights = ease_weights(x).astype(np.float64)  # (I, I)
-    v = top_right_singular_vectors(lambda m: x @ (weights @ m), lambda m: weights.T @ (x.T @ m), x.shape[1],
-                                   min(rank, *x.shape), np.random.default_rng(seed))  # (I, F)
-    user = x @ (weights @ v)  # (U, F)
+    times, times_t = training_scores(x)  # S m, S^T m
+    v = top_right_singular_vectors(times, times_t, x.shape[1], min(rank, *x.shape),
+                                   np.random.default_rng(seed))  # (I, F)
+    user = times(v)  # (U, F)
     return Teacher(torch.as_tensor(user, dtype=torch.float32), torch.as_tensor(v, dtype=torch.float32))
 
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from coldstart import ColdStartRecommender, Config, make_synthetic
 from coldstart.baselines import ALSFoldIn
+from coldstart.metrics import ndcg_at_k
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = Config(embedding_dim=8, hidden=(16, 8), epochs=2, meta_batch_size=16, n_negatives=64, seed=0)
@@ -23,6 +25,25 @@ def support_of(data, users, n=4) -> pd.DataFrame:
     """The first n ratings in time of each user, users in the order given."""
     r = data.ratings.sort_values("timestamp", kind="stable")
     return pd.concat([r[r["user_id"] == u].head(n) for u in users])[["user_id", "item_id", "rating"]]
+
+
+def oracle_validation_ndcg(ratings, make, users=None, valid_fraction=0.2, shots=5, k=10) -> float:
+    """A baseline's `tuned` validation score of one setting, user by user: `make()` (an unfitted model) fit on all but
+    the newest users, each of those given its first `shots` ratings in time as support, scored by nDCG@k against its
+    later ratings >= 4."""
+    ratings = ratings.sort_values("timestamp", kind="stable")  # the catalogue, so the ties, in order of time
+    first = ratings.groupby("user_id")["timestamp"].min().sort_values(kind="stable")
+    held = set(first.index[-round(valid_fraction * len(first)):])
+    rec = make().fit(ratings[~ratings["user_id"].isin(held)],
+                     items=pd.DataFrame({"item_id": ratings["item_id"].unique()}), users=users)
+    scores = []
+    for user in held:
+        rows = ratings[ratings["user_id"] == user]
+        support, query = rows.head(shots), rows.iloc[shots:]
+        relevant = set(query.loc[query["rating"] >= 4, "item_id"])
+        if relevant:
+            scores.append(ndcg_at_k(list(rec.recommend(support, k=k, users=users)["item_id"]), relevant, k))
+    return float(np.mean(scores))
 
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data"  # ml-latest-small ships in the repo

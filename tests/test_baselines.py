@@ -6,9 +6,8 @@ import pandas as pd
 import pytest
 
 from coldstart import IdMap
-from coldstart.baselines import EASEFoldIn, FeaturePopularity, ItemMeanOffset, Popularity
-from coldstart.metrics import ndcg_at_k
-from tests.conftest import als, support_of
+from coldstart.baselines import Blend, EASEFoldIn, FeaturePopularity, ItemMeanOffset, Popularity
+from tests.conftest import als, oracle_validation_ndcg, support_of
 
 
 # --- Popularity ------------------------------------------------------------------------------------------------
@@ -180,28 +179,12 @@ def test_ease_validates_l2_and_the_catalogue_size(tiny_data):
         EASEFoldIn(max_items=40).fit(tiny_data)
 
 
-def oracle_validation_ndcg(ratings, l2, valid_fraction=0.2, shots=5, k=10):
-    """`tuned`'s validation score of one l2, user by user: newest users held out, first `shots` ratings as support."""
-    first = ratings.groupby("user_id")["timestamp"].min().sort_values(kind="stable")
-    held = set(first.index[-round(valid_fraction * len(first)):])
-    rec = EASEFoldIn(l2=l2).fit(ratings[~ratings["user_id"].isin(held)],
-                                items=pd.DataFrame({"item_id": ratings["item_id"].unique()}))
-    scores = []
-    for user in held:
-        rows = ratings[ratings["user_id"] == user].sort_values("timestamp", kind="stable")
-        support, query = rows.head(shots), rows.iloc[shots:]
-        relevant = set(query.loc[query["rating"] >= 4, "item_id"])
-        if relevant:
-            scores.append(ndcg_at_k(list(rec.recommend(support, k=k)["item_id"]), relevant, k))
-    return np.mean(scores)
-
-
 def test_ease_tuned_scores_each_l2_on_newest_users_of_the_training_log_then_refits_on_all(tiny_data):
     ratings = tiny_data.ratings
     rec = EASEFoldIn.tuned(ratings, grid=(5.0, 50.0, 500.0))
     assert list(rec.tuning_) == [5.0, 50.0, 500.0]
     for l2, ndcg in rec.tuning_.items():
-        assert ndcg == pytest.approx(oracle_validation_ndcg(ratings, l2))
+        assert ndcg == pytest.approx(oracle_validation_ndcg(ratings, lambda: EASEFoldIn(l2=l2)))
     assert rec.l2 == max(rec.tuning_, key=rec.tuning_.get) and len(set(rec.tuning_.values())) > 1
     np.testing.assert_array_equal(rec.weights_, EASEFoldIn(l2=rec.l2).fit(ratings).weights_)  # all users
 
@@ -267,8 +250,10 @@ def test_feature_popularity_scores_are_the_liked_shares_of_each_value(tiny_data)
     assert blind.columns_ == {} and list(blind.recommend(stranger, k=50, users=new)["item_id"]) == popular
 
 
-# --- EASEFoldIn and FeaturePopularity: exclusion, k, batches ---------------------------------------------------
-@pytest.mark.parametrize("make", [lambda: EASEFoldIn(l2=20.0), FeaturePopularity], ids=["ease", "features"])
+# --- EASEFoldIn, FeaturePopularity, Blend: exclusion, k, batches -----------------------------------------------
+@pytest.mark.parametrize("make", [lambda: EASEFoldIn(l2=20.0), FeaturePopularity,
+                                  lambda: Blend(FeaturePopularity(), 0.03, EASEFoldIn(l2=20.0))],
+                         ids=["ease", "features", "peers+ease"])
 def test_batch_of_ragged_supports_equals_each_user_alone_and_respects_k_and_exclusion(make, tiny_data):
     rec = make().fit(tiny_data)
     support = pd.concat([support_of(tiny_data, [u], n=n) for u, n in (("u3", 2), ("u8", 7), ("u5", 4))])
@@ -305,3 +290,16 @@ def test_recent_popularity_counts_only_the_newest_share_of_the_log():
     assert untimed.recommend(support, k=1)["item_id"].tolist() == ["old"]
     with pytest.raises(ValueError, match="recent_share"):
         Popularity(recent_share=0.0).fit(ratings)
+
+
+def test_recent_popularity_tuned_scores_each_window_on_newest_users_then_refits_on_all(tiny_data):
+    ratings = tiny_data.ratings
+    grid = (0.1, 0.25, 0.5, 1.0)
+    rec = Popularity.tuned(ratings, min_rating=4.0, grid=grid)
+    assert list(rec.tuning_) == list(grid) and len(set(rec.tuning_.values())) > 1
+    for share, ndcg in rec.tuning_.items():
+        assert ndcg == pytest.approx(oracle_validation_ndcg(ratings, lambda: Popularity(4.0, share)))
+    assert rec.recent_share == max(rec.tuning_, key=rec.tuning_.get) < 1.0
+    whole_log = Popularity.tuned(ratings, min_rating=4.0, grid=(1.0,))
+    assert rec.name == whole_log.name == "popularity_recent"  # whatever share wins
+    np.testing.assert_array_equal(rec.counts_, Popularity(4.0, rec.recent_share).fit(ratings).counts_)  # all users

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from coldstart import ColdStartRecommender, NotFittedError
-from coldstart.baselines import EASEFoldIn, FeaturePopularity, ItemMeanOffset, Popularity
+from coldstart.baselines import Blend, EASEFoldIn, FeaturePopularity, ItemMeanOffset, Popularity
 from tests.conftest import TINY, als, support_of
 
 RECOMMENDERS = {  # id -> a factory of the unfitted model; the id starts with the model's `name`
@@ -26,6 +26,8 @@ RECOMMENDERS = {  # id -> a factory of the unfitted model; the id starts with th
     "als": als,
     "ease": lambda: EASEFoldIn(l2=50.0),
     "popularity_features": FeaturePopularity,
+    "recent+ease": lambda: Blend(Popularity(min_rating=4.0, recent_share=0.5), weight=0.03, ease=EASEFoldIn(l2=50.0)),
+    "peers+ease": lambda: Blend(FeaturePopularity(), weight=0.03, ease=EASEFoldIn(l2=50.0)),
 }
 RATING_PREDICTORS = {"coldstart-rating", "item_mean"}
 

@@ -122,7 +122,7 @@ def test_evaluate_cli_end_to_end(data, tmp_path):
                                                      "split.csv.gz", "users.csv.gz"]
     rows = pd.read_csv(out / "report.csv")
     systems = {"coldstart", "popularity", "popularity_liked", "popularity_recent", "item_mean", "als", "ease",
-               "network", "network+finetune"}
+               "recent+ease", "network", "network+finetune"}  # no user table: no peers, no "peers+ease"
     assert set(rows["system"]) == systems and set(rows["shots"]) == {1, 3}
     assert rows["ndcg@5"].between(0, 1).all() and rows["mae"].notna().sum() == 2  # only item_mean rates
     meta = json.loads((out / "report.json").read_text())["meta"]

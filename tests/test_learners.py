@@ -31,7 +31,7 @@ def no_user_features():
 LEARNERS = learner_names()
 
 
-@pytest.mark.parametrize("objective, learner", itertools.product(OBJECTIVES, LEARNERS))
+@pytest.mark.parametrize("objective, learner", list(itertools.product(OBJECTIVES, LEARNERS)))
 def test_every_learner_fits_recommends_and_round_trips(objective, learner, tiny_data, tmp_path):
     rec = ColdStartRecommender(SMALL.replace(objective=objective, learner=learner)).fit(tiny_data)
     support = support_of(tiny_data, ["u1", "u2"], n=3)

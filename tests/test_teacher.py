@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import scipy.sparse as sp
 import pandas as pd
 import pytest
 import torch
@@ -254,3 +255,18 @@ def test_no_teacher_survives_a_toml_file(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(tomli_w.dumps(Config(teacher=None, epochs=3).to_toml_dict()))
     assert Config.from_toml(path) == Config(teacher=None, epochs=3)
+
+
+@pytest.mark.parametrize("users, items", [(30, 80), (80, 30)])
+def test_ease_training_scores_are_x_times_b_with_and_without_forming_b(users, items):
+    """Fewer users than items: S = X B through Woodbury, no (I, I) matrix; otherwise through B. Both are X B."""
+    from coldstart.ease import training_scores
+    rng = np.random.default_rng(0)
+    x = sp.csr_matrix((rng.random((users, items)) < 0.2).astype(np.float32))
+    p = np.linalg.inv((x.T @ x).toarray().astype(np.float64) + 5.0 * np.eye(items))
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    times, times_t = training_scores(x, 5.0)
+    m, n = rng.standard_normal((items, 4)), rng.standard_normal((users, 4))
+    np.testing.assert_allclose(times(m), x @ b @ m, atol=1e-5)
+    np.testing.assert_allclose(times_t(n), (x @ b).T @ n, atol=1e-5)

@@ -1,5 +1,5 @@
 """`EASEFoldIn`: closed-form item-item weights (Steck 2019; the closed form itself is `coldstart/ease.py`, shared with
-the teacher) with exact fold-in, and the validation split that `EASEFoldIn.tuned` picks its l2 on.
+the teacher) with exact fold-in; `EASEFoldIn.tuned` picks its l2 on validation users (`validation.py`).
 
 Dimension letters as in the package docstring (`coldstart/baselines/__init__.py`).
 """
@@ -9,13 +9,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..config import LIKED_RATING
 from ..io import Dataset
 from ..ease import DEFAULT_L2, ease_weights
 from ..ids import IdMap
-from ..metrics import ranking_metrics
-from .base import (_Baseline, _as_binary, _binary, _item_counts, _liked, _pair_sums, _support_matrix, _tie_break,
-                   _training_log)
+from .base import _Baseline, _as_binary, _binary, _item_counts, _pair_sums, _tie_break, _training_log
+from .validation import Validation, best
 
 
 class EASEFoldIn(_Baseline):
@@ -48,7 +46,7 @@ class EASEFoldIn(_Baseline):
               shots: int = 5, k: int = 10, seed: int = 0) -> EASEFoldIn:
         """EASE with the l2 of `grid` that ranks best on validation users carved from `ratings`, refit on all of it.
 
-        For each l2, a model fit on the users `_validation_split` keeps ranks the whole catalogue minus each held-out
+        For each l2, a model fit on the users `Validation.carve` keeps ranks the whole catalogue minus each held-out
         user's support; the score is the mean nDCG@k against the user's relevant query items. Nothing but `ratings`
         (and `items`, for the catalogue) is read: pass the training log, never the test users.
 
@@ -65,10 +63,9 @@ class EASEFoldIn(_Baseline):
             A model fit on all of `ratings` with the best l2; `tuning_` maps each l2 of `grid` to its mean nDCG@k.
         """
         log, catalogue = _training_log(ratings, items)
-        every_item = pd.DataFrame({"item_id": catalogue.to_list()})  # validation query items are never unknown
-        train, support, query = _validation_split(log, valid_fraction, shots, seed)
-        tuning = {l2: _validation_ndcg(cls(l2).fit(train, every_item), support, query, k) for l2 in grid}
-        model = cls(max(tuning, key=tuning.get)).fit(log, every_item)
+        valid = Validation.carve(log, catalogue, None, valid_fraction, shots, k, seed)
+        tuning = {l2: valid.ndcg(cls(l2).fit(valid.train, valid.items)) for l2 in grid}
+        model = cls(best(tuning)).fit(log, valid.items)
         model.tuning_ = tuning
         return model
 
@@ -104,41 +101,3 @@ class EASEFoldIn(_Baseline):
                      ) -> np.ndarray:
         return _pair_sums(_as_binary(seen)[users], self.weights_, items) + self.tie_break_[items]
 
-
-# --- EASE helpers --------------------------------------------------------------------------------------------
-
-
-def _validation_split(ratings: pd.DataFrame, valid_fraction: float, shots: int, seed: int
-                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(training rows, support rows, relevant query rows) of validation users carved from a training log.
-
-    The newest `valid_fraction` of the users by first timestamp (a draw seeded by `seed` when the log has no
-    `timestamp`) are held out; a held-out user's first `shots` rows in time are its support, the others its query,
-    relevant when rated >= 4 (all of them on a log with a single rating value).
-    """
-    users = ratings["user_id"].unique()
-    n_valid = round(valid_fraction * len(users))
-    if shots < 1 or not 0 < n_valid < len(users):
-        raise ValueError(f"validation needs shots >= 1 and 0 < valid_fraction * users < users, found shots={shots}, "
-                         f"valid_fraction={valid_fraction} of {len(users)} users")
-    if "timestamp" in ratings:
-        ratings = ratings.sort_values("timestamp", kind="stable")
-        held = ratings["user_id"].unique()[-n_valid:]  # users in order of their first timestamp
-    else:
-        held = np.random.default_rng(seed).choice(users, size=n_valid, replace=False)
-    is_held = ratings["user_id"].isin(held).to_numpy()
-    position = ratings.groupby("user_id", sort=False).cumcount().to_numpy()  # each user's rows 0, 1, ... in time
-    query = is_held & (position >= shots) & _liked(ratings, LIKED_RATING)
-    if not query.any():
-        raise ValueError("validation: no held-out user has a relevant query item (too few users or ratings)")
-    return ratings[~is_held], ratings[is_held & (position < shots)], ratings[query]
-
-
-def _validation_ndcg(model: _Baseline, support: pd.DataFrame, query: pd.DataFrame, k: int) -> float:
-    """Mean nDCG@k of the top-k lists (catalogue minus support) against the relevant query items, over the users
-    with at least one."""
-    user_ids, seen = _support_matrix(support, model.items_)
-    features = model._user_features(None, user_ids)  # (B, V)
-    top, scores = model._rank(seen, features, min(k, len(model.items_)), exclude_seen=True)  # (B, k), (B, k)
-    relevant = _binary(IdMap(user_ids).index(query["user_id"]), model.items_.index(query["item_id"]), seen.shape)
-    return float(np.nanmean(ranking_metrics(np.where(np.isfinite(scores), top, -1), relevant, k)["ndcg"]))

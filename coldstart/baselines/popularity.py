@@ -14,6 +14,7 @@ from ..io import Dataset
 from ..features import column_kind
 from ..ids import IdMap
 from .base import _Baseline, _binary, _item_counts, _liked, _pair_sums, _shrunk, _tie_break, _training_log
+from .validation import Validation, best
 
 
 class Popularity(_Baseline):
@@ -38,6 +39,35 @@ class Popularity(_Baseline):
             self.name = "popularity_recent"
         elif min_rating is not None:
             self.name = "popularity_liked"
+
+    @classmethod
+    def tuned(cls, ratings: pd.DataFrame | Dataset, items: pd.DataFrame | None = None,
+              min_rating: float | None = None, grid: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0),
+              valid_fraction: float = 0.2, shots: int = 5, k: int = 10, seed: int = 0) -> Popularity:
+        """"popularity_recent" with the `recent_share` of `grid` that ranks best on validation users carved from
+        `ratings` (`Validation.carve`, as `EASEFoldIn.tuned`), refit on all of it; 1.0 in the grid lets the window
+        grow to the whole log. Nothing but `ratings` (and `items`, for the catalogue) is read: pass the training log.
+
+        Args:
+            ratings: the training log, or a Dataset.
+            items: optional item table; its items join the catalogue.
+            min_rating: count only ratings >= this (None: every row).
+            grid: the shares of the log tried, each in (0, 1].
+            valid_fraction: share of the users held out for validation.
+            shots: support size of a held-out user.
+            k: the nDCG cut-off.
+            seed: draws the held-out users when the log has no `timestamp`.
+
+        Returns:
+            A model named "popularity_recent" (whatever share won) fit on all of `ratings`; `tuning_` maps each share
+            of `grid` to its mean nDCG@k.
+        """
+        log, catalogue = _training_log(ratings, items)
+        valid = Validation.carve(log, catalogue, None, valid_fraction, shots, k, seed)
+        tuning = {share: valid.ndcg(cls(min_rating, share).fit(valid.train, valid.items)) for share in grid}
+        model = cls(min_rating, best(tuning)).fit(log, valid.items)
+        model.name, model.tuning_ = "popularity_recent", tuning
+        return model
 
     def fit(self, ratings: pd.DataFrame | Dataset, items: pd.DataFrame | None = None,
             users: pd.DataFrame | None = None) -> Popularity:

@@ -266,6 +266,33 @@ def interview(
 
 
 @app.command()
+def serve(
+    model: ModelDir = Path("model"),
+    host: Annotated[str, typer.Option(help="Address to listen on; any but a loopback address needs --token.")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes, each with the model in memory.")] = 1,
+    token: Annotated[Optional[str], typer.Option(envvar="COLDSTART_TOKEN", help="Every request but GET /health and "
+                                                 "the page must carry `Authorization: Bearer TOKEN`.")] = None,
+    batching: Annotated[bool, typer.Option("--batching/--no-batching", help="Adapt concurrent /recommend requests "
+                                           "in one batched pass (waits at most 5 ms for company).")] = True,
+    max_body: Annotated[int, typer.Option(min=1, help="Largest request body in bytes (413 above).")] = 1 << 20,
+    threads: Threads = None, quiet: Quiet = False,
+) -> None:
+    """Serve a model over HTTP: the JSON API (/recommend, /recommend/batch, /interview, /items, /health, /reload;
+    schema at /openapi.json) and the onboarding page at /. SIGHUP or POST /reload swaps in the model folder's new
+    contents once they load and verify."""
+    show_messages(quiet, threads)
+    try:
+        from ..serve import serve as serve_model
+    except ImportError as exc:
+        fail(f"coldstart serve needs the serve extra ({exc.name} is missing): pip install \"coldstart-rec[serve]\"")
+    with reported():
+        serve_model(model, host=host, port=port, workers=workers, token=token, batching=batching,
+                    max_body=max_body, log_level="warning" if quiet else "info")
+
+
+@app.command()
 def info(model: ModelDir = Path("model")) -> None:
     """What a model directory holds: sizes, files and their checksums, config, training summary."""
     from ..persist import read_metadata

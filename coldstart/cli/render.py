@@ -1,14 +1,13 @@
-"""What the commands write: result tables (stdout or --output, atomically), `info`'s listing, and the item titles a
-person types (`--rate "Toy Story (1995)=5"`) turned into ids."""
+"""What the commands write: result tables (stdout or --output, atomically), `info`'s listing, and the answers a
+person types (`--rate "Toy Story (1995)=5"`), their titles turned into ids by coldstart/titles.py."""
 from __future__ import annotations
 
-import difflib
 import math
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..titles import article_moved, resolve_item  # noqa: F401 (article_moved: tests)
 from .options import UsageError
 
 if TYPE_CHECKING:
@@ -21,7 +20,6 @@ KNOWN = "log_p_known"  # `interview`'s score column: see INTERVIEW_SCORE
 INTERVIEW_SCORE = (f"{KNOWN}: the adapted model's log-probability that the person knows the item (its log-softmax "
                    "over the catalogue, so at most 0; higher = more likely to be answered), lowered a little for an "
                    "item close to one asked before it.")
-ARTICLES = ("the", "a", "an")  # MovieLens writes "The Matrix (1999)" as "Matrix, The (1999)"
 
 
 # --- results -------------------------------------------------------------------------------------------------
@@ -143,66 +141,6 @@ def parse_rates(rec: ColdStartRecommender, rates: list[str]) -> pd.DataFrame:
                              f"take {SCALE_TOLERANCE * (high - low):g}), found {value!r}")
         rows.append({"user_id": "new-user", "item_id": resolve_item(rec, item.strip()), "rating": rating})
     return pd.DataFrame(rows)
-
-
-def resolve_item(rec: ColdStartRecommender, item: str, option: str = "--rate") -> str:
-    """The id of the item a person named: an id; an exact title; the title with its leading article moved as
-    MovieLens writes it ("The Matrix (1999)" -> "Matrix, The (1999)") when one title has it; or the one title
-    holding the text. No match: an error suggesting close titles; several: an error listing them."""
-    import pandas as pd
-    if item in rec.items_:
-        return item
-    if rec.item_labels_ is None:
-        raise ValueError(f"{option}: the model knows no item {item!r} (it has ids only, no titles)")
-    labels = pd.Series(rec.item_labels_)
-    found = labels.index[labels == item]
-    moved = article_moved(item)
-    if not len(found) and moved is not None:
-        found = labels.index[labels.str.lower() == moved.lower()]
-    if not len(found):
-        found = labels.index[labels.str.contains(item, case=False, regex=False)]
-    if len(found) == 1:
-        return rec.items_.ids([found[0]])[0]
-    if len(found) == 0:
-        close = "".join(f"\n  {rec.items_.ids([labels.index[labels == title][0]])[0]}: {title}"
-                        for title in close_titles(item, labels.tolist()))
-        raise ValueError(f"{option}: no item has the id or title {item!r}" + (f"; close titles:{close}" * bool(close)))
-    shown = "\n  ".join(f"{rec.items_.ids([i])[0]}: {labels[i]}" for i in found[:10])
-    raise ValueError(f"{option}: {item!r} matches {len(found)} titles; use one of these ids:\n  {shown}")
-
-
-def close_titles(item: str, labels: list[str], n: int = 5) -> list[str]:
-    """The `n` labels closest to `item` (difflib's similarity, at least 0.6), closest first, compared whole and as
-    bare names (no article, leading or moved, and no year: "The Matrix (2000)" is close to "Matrix, The (1999)")."""
-    by_name: dict[str, list[str]] = {}
-    for label in labels:
-        by_name.setdefault(bare_name(label), []).append(label)
-    found = set(difflib.get_close_matches(item, labels, n=n))
-    for name in difflib.get_close_matches(bare_name(item), list(by_name), n=n):
-        found.update(by_name[name])
-
-    def similarity(label: str) -> float:
-        return max(difflib.SequenceMatcher(None, a, b).ratio() for a, b in ((item, label),
-                                                                            (bare_name(item), bare_name(label))))
-
-    return sorted(found, key=lambda label: (-similarity(label), label))[:n]
-
-
-def bare_name(title: str) -> str:
-    """A title without its article (leading or moved to the end) or trailing parenthesis, in lower case."""
-    name = re.sub(r"\s*\([^()]*\)$", "", title.strip())
-    name = re.sub(rf",\s*({'|'.join(ARTICLES)})$", "", name, flags=re.IGNORECASE)
-    return re.sub(rf"^({'|'.join(ARTICLES)})\s+", "", name, flags=re.IGNORECASE).lower()
-
-
-def article_moved(title: str) -> str | None:
-    """"The Matrix (1999)" -> "Matrix, The (1999)" (the article before a trailing parenthesis); None without a
-    leading article."""
-    first, _, rest = title.strip().partition(" ")
-    if first.lower() not in ARTICLES or not rest.strip():
-        return None
-    name, year = re.fullmatch(r"(.*?)(\s*\([^()]*\))?", rest.strip()).groups()
-    return f"{name}, {first}{year or ''}"
 
 
 def read_pairs(path: Path) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from ..baselines import ALSFoldIn, EASEFoldIn, FeaturePopularity, ItemMeanOffset, Popularity
+from ..baselines import ALSFoldIn, Blend, EASEFoldIn, FeaturePopularity, ItemMeanOffset, Popularity
 from ..config import Config
 from ..io import Dataset
 from ..ids import IdMap
@@ -46,19 +46,19 @@ System = Callable[[Dataset], dict]  # train data -> {name: fitted model}
 
 # --- systems ---------------------------------------------------------------------------------------------------
 def default_systems(config: Config, on_step: Callable | None = None, learners: list[str] | None = None,
-                    teachers: list[str] | None = None, recent_share: float = 0.25, finetune_steps: int = 5
-                    ) -> list[System]:
-    """coldstart, then the baselines: popularity (of all ratings, of liked ratings on rated data, and among users
-    with the same features when there are user features), item mean + user offset, ALS fold-in, EASE fold-in (its
-    l2 tuned on users carved from the training users), the same network trained without meta-learning (no
-    adaptation), and that network fine-tuned on each support set.
+                    teachers: list[str] | None = None, finetune_steps: int = 5) -> list[System]:
+    """coldstart, then the baselines: popularity (of all ratings, of liked ratings on rated data, of liked ratings
+    over a recent window of the log when it has timestamps, and among users with the same features when there are
+    user features), item mean + user offset, ALS fold-in, EASE fold-in, EASE blended with each popularity prior
+    ("recent+ease", "peers+ease"), the same network trained without meta-learning (no adaptation), and that network
+    fine-tuned on each support set. EASE's l2, the recent window and the blends' weights are chosen on validation
+    users carved from the training users (`baselines/validation.py`), never the new users; the blends share the
+    plain "ease" system's fitted weights.
 
     With `learners`, coldstart is fitted once per learner: the first is "coldstart", the others
     "coldstart:NAME". With `teachers` ("als", "ease" or "none"), the first learner is fitted once per teacher too:
     "coldstart" with the first, "coldstart:teacher=NAME" with the others.
 
-    "popularity_recent" counts the liked ratings of the newest `recent_share` of the training log (a quarter: the
-    share under which popularity ranked best on the validation users of ML-100K and ml-latest-small);
     "network+finetune" takes `finetune_steps` SGD steps; "liked" is `config.positive_rating` throughout."""
     names = learners or [config.learner]
     teacher_names = teachers or []
@@ -73,14 +73,16 @@ def default_systems(config: Config, on_step: Callable | None = None, learners: l
         plain = ColdStartRecommender(config.replace(inner_steps=0)).fit(train, on_step=on_step)
         return {"network": plain, "network+finetune": ColdStartRecommender.sharing_weights(plain, finetune_steps)}
 
-    def simple(train: Dataset) -> dict:
+    def simple(train: Dataset) -> dict:  # `train` holds no new user: every `tuned` choice is made on training users
         like = None if train.implicit else config.positive_rating
-        liked = [] if like is None else [Popularity(min_rating=like)]
-        recent = [Popularity(min_rating=like, recent_share=recent_share)] if "timestamp" in train.ratings else []
-        by_features = [FeaturePopularity(min_rating=like)] if train.users is not None else []
-        models = {m.name: m.fit(train) for m in (Popularity(), *liked, *recent, *by_features, ItemMeanOffset(),
-                                                  ALSFoldIn(seed=config.seed))}
-        return {**models, "ease": EASEFoldIn.tuned(train, seed=config.seed)}  # l2 chosen on training users only
+        liked = [] if like is None else [Popularity(min_rating=like).fit(train)]
+        recent = [Popularity.tuned(train, min_rating=like, seed=config.seed)] if "timestamp" in train.ratings else []
+        by_features = [FeaturePopularity(min_rating=like).fit(train)] if train.users is not None else []
+        ease = EASEFoldIn.tuned(train, seed=config.seed)
+        blends = [Blend.tuned(train, prior, ease, seed=config.seed) for prior in (*recent, *by_features)]
+        models = (Popularity().fit(train), *liked, *recent, *by_features, ItemMeanOffset().fit(train),
+                  ALSFoldIn(seed=config.seed).fit(train), ease, *blends)
+        return {m.name: m for m in models}
 
     per_learner = [meta("coldstart" if j == 0 else f"coldstart:{name}", name, config.teacher)
                    for j, name in enumerate(names)]
