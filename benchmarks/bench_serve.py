@@ -2,7 +2,7 @@
 
 Fits a model on ML-100K (or takes `--model`); the newest `--new-fraction` of users are the new users and their first
 `--shots` ratings their support. Starts `coldstart serve` as a subprocess on 127.0.0.1 (a free port, torch threads
-pinned to 1) with batching on, then another with `--no-batching`. An asyncio + httpx client sends single-user
+pinned to 1) with batching on, then another with `--no-batching`. An asyncio client (a keep-alive connection per worker) sends single-user
 `POST /recommend` requests (a different new user each, `k`) at each concurrency for `--seconds` (at most
 `--max-requests` each), and `GET /health` at concurrency 16; the same users go through the in-process batched
 `rec.recommend` once as users/s. Then, on the batching server at concurrency 16: (a) `POST /reload` mid-load (no
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -125,39 +126,74 @@ class Run:
         return float(np.percentile(self.latencies, 99)) * 1000 if self.latencies else float("nan")
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: the load client. A few lines of bytes instead of
+    httpx, whose per-request CPU on these 2 shared cores capped every server near the same rate at concurrency 64
+    (the client measured itself, and batching on/off looked alike)."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n").encode()
+        try:
+            self.writer.write(head + payload)
+            await self.writer.drain()
+            status_line = await self.reader.readuntil(b"\r\n")
+            headers = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+            length = int(headers.split("content-length:", 1)[1].split("\r\n", 1)[0])
+            return int(status_line.split()[1]), await self.reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError) as exc:
+            self.close()
+            raise ConnectionError(str(exc)) from exc
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def load(url: str, bodies: list[dict] | None, conc: int, seconds: float, max_requests: int,
                reference: dict[str, tuple] | None = None, during=None) -> Run:
-    """`conc` workers send requests (POST /recommend with the bodies in turn, or GET /health when None) until
-    `seconds` pass or `max_requests` were sent; `during(t0)` runs alongside (a reload, a kill)."""
+    """`conc` workers, a connection each, send requests (POST /recommend with the bodies in turn, or GET /health
+    when None) until `seconds` pass or `max_requests` were sent; `during(t0)` runs alongside (a reload, a kill)."""
     run, sent = Run(), 0
-    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as client:
-        t0 = time.perf_counter()
-        deadline = t0 + seconds
+    host, port = url.removeprefix("http://").split(":")
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
 
-        async def worker() -> None:
-            nonlocal sent
-            while time.perf_counter() < deadline and sent < max_requests:
-                i, sent = sent, sent + 1
-                body = None if bodies is None else bodies[i % len(bodies)]
-                start = time.perf_counter()
-                try:
-                    resp = await (client.get("/health") if body is None else client.post("/recommend", json=body))
-                except httpx.TransportError:
-                    run.conn_errors += 1
-                    await asyncio.sleep(0.05)  # the server is down: do not spin
-                    continue
-                run.latencies.append(time.perf_counter() - start)
-                run.status.append(resp.status_code)
-                if resp.status_code == 200 and reference is not None:
-                    run.checked += 1
-                    got = tuple(x["item_id"] for x in resp.json()["items"])
-                    run.wrong += got != reference[body["user_id"]]
+    async def worker() -> None:
+        nonlocal sent
+        conn = Connection(host, int(port))
+        while time.perf_counter() < deadline and sent < max_requests:
+            i, sent = sent, sent + 1
+            body = None if bodies is None else bodies[i % len(bodies)]
+            start = time.perf_counter()
+            try:
+                status, data = await (conn.request("GET", "/health") if body is None else
+                                      conn.request("POST", "/recommend", body))
+            except ConnectionError:
+                run.conn_errors += 1
+                await asyncio.sleep(0.05)  # the server is down: do not spin
+                continue
+            run.latencies.append(time.perf_counter() - start)
+            run.status.append(status)
+            if status == 200 and reference is not None:
+                run.checked += 1
+                got = tuple(x["item_id"] for x in json.loads(data)["items"])
+                run.wrong += got != reference[body["user_id"]]
+        conn.close()
 
-        tasks = [asyncio.create_task(worker()) for _ in range(conc)]
-        extra = [asyncio.create_task(during(t0))] if during else []
-        await asyncio.gather(*tasks, *extra)
-        run.seconds = time.perf_counter() - t0
+    tasks = [asyncio.create_task(worker()) for _ in range(conc)]
+    extra = [asyncio.create_task(during(t0))] if during else []
+    await asyncio.gather(*tasks, *extra)
+    run.seconds = time.perf_counter() - t0
     return run
 
 

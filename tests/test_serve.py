@@ -104,6 +104,10 @@ def frame(user_id: str, pairs) -> pd.DataFrame:
     return pd.DataFrame({"user_id": user_id, "item_id": [i for i, _ in pairs], "rating": [float(r) for _, r in pairs]})
 
 
+def anon(support: pd.DataFrame) -> str:
+    return anonymous_id(tuple(support["item_id"]), tuple(support["rating"]))
+
+
 def listed(ranked: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     return ranked["item_id"].tolist(), ranked["score"].to_numpy()
 
@@ -137,7 +141,7 @@ def test_recommend_a_new_user_by_ids_and_titles_unknown_items_ignored(app, rec):
     assert response.status_code == 200, response.text
     assert response.json()["ignored"] == ["no-such-item"]
     support = frame("", [("i1", 5), ("i7", 4)])
-    expected = rec.recommend(support.assign(user_id=anonymous_id(support)), k=4)
+    expected = rec.recommend(support.assign(user_id=anon(support)), k=4)
     items = response.json()["items"]
     assert_same_list(items, expected)
     assert [i["label"] for i in items] == rec.item_label(expected["item_id"].tolist())
@@ -157,7 +161,7 @@ def test_exclude_seen_false_keeps_the_rated_items(app, rec):
 
 def test_an_anonymous_user_id_comes_from_its_support_so_a_request_always_gets_one_list(app, rec):
     support = frame("", [("i1", 5), ("i2", 1)])
-    assert anonymous_id(support) == anonymous_id(support.copy()) != anonymous_id(frame("", [("i1", 5)]))
+    assert anon(support) == anon(support.copy()) != anon(frame("", [("i1", 5)]))
     a, b = (rec.recommend(support.assign(user_id=u), k=5) for u in ("someone", "someone else"))
     assert not np.allclose(a["score"], b["score"])  # the id matters: it draws the user's negatives
     body = {"ratings": ratings(("i1", 5), ("i2", 1)), "k": 5}
@@ -176,7 +180,7 @@ def test_a_new_user_named_new_user_gets_the_cli_rate_list(app, model_dir):
 def test_empty_ratings_give_the_unadapted_list(app, rec):
     response = post(app, "/recommend", {"ratings": [], "k": 3})
     empty = frame("", [])
-    expected = rec.recommend(empty, k=3, user_ids=[anonymous_id(empty)])
+    expected = rec.recommend(empty, k=3, user_ids=[anon(empty)])
     assert_same_list(response.json()["items"], expected)
 
 
@@ -401,7 +405,7 @@ def test_reload_swaps_in_the_new_model_and_keeps_the_old_one_when_it_does_not_ve
     body = {"ratings": ratings(("i1", 5)), "k": 5}
     support = frame("", [("i1", 5)])
     assert_same_list(post(app, "/recommend", body).json()["items"],
-                     new.recommend(support.assign(user_id=anonymous_id(support)), k=5))
+                     new.recommend(support.assign(user_id=anon(support)), k=5))
     weights = own_model / json.loads((own_model / "model.json").read_text())["files"]["weights"]["name"]
     weights.write_bytes(weights.read_bytes()[:-10])  # truncated: fails its checksum
     failed = post(app, "/reload", None)
@@ -434,10 +438,10 @@ def test_a_request_in_flight_finishes_on_the_model_it_started_with(own_model, ba
     old = app.state.served.rec
     body = {"ratings": ratings(("i1", 5), ("i9", 2)), "k": 5}
     support = frame("", [("i1", 5), ("i9", 2)])
-    expected_old = old.recommend(support.assign(user_id=anonymous_id(support)), k=5)
+    expected_old = old.recommend(support.assign(user_id=anon(support)), k=5)
     new = ColdStartRecommender(CONFIG.replace(seed=7)).fit(synthetic(seed=2))
     new.save(own_model)
-    expected_new = new.recommend(support.assign(user_id=anonymous_id(support)), k=5)
+    expected_new = new.recommend(support.assign(user_id=anon(support)), k=5)
     assert not np.allclose(expected_new["score"], expected_old["score"])
     entered, release = threading.Event(), threading.Event()
     recommend = old.recommend
@@ -520,7 +524,7 @@ def test_without_batching_each_request_is_its_own_call(app):
     assert len(calls) == 8 and app.state.batcher is None
 
 
-def test_the_batcher_waits_a_bounded_time_and_passes_errors_to_each_request():
+def test_the_batcher_waits_a_bounded_time_under_load_only_and_passes_errors_to_each_request():
     seen = []
 
     def run(jobs):
@@ -532,12 +536,14 @@ def test_the_batcher_waits_a_bounded_time_and_passes_errors_to_each_request():
     async def go():
         batcher = MicroBatcher(run, max_wait=0.05)
         start = time.perf_counter()
-        first = await batcher.submit("a")
-        waited = time.perf_counter() - start
+        first = await batcher.submit("a")  # idle: runs at once
+        idle = time.perf_counter() - start
         results = await asyncio.gather(*(batcher.submit(j) for j in ("b", "bad", "c")), return_exceptions=True)
-        return first, waited, results
-    first, waited, results = asyncio.run(asyncio.wait_for(go(), 10))
-    assert first == "A" and 0.04 < waited < 1.0
+        start = time.perf_counter()
+        last = await batcher.submit("d")  # the last batch had company: waits for more, a bounded time
+        return first, idle, results, last, time.perf_counter() - start
+    first, idle, results, last, waited = asyncio.run(asyncio.wait_for(go(), 10))
+    assert first == "A" and idle < 0.04 and last == "D" and 0.04 < waited < 1.0
     assert seen[1] == ["b", "bad", "c"] and all(isinstance(r, ValueError) for r in results)
     with pytest.raises(ValueError, match="max_batch"):
         MicroBatcher(run, max_batch=0)
@@ -545,11 +551,11 @@ def test_the_batcher_waits_a_bounded_time_and_passes_errors_to_each_request():
 
 def test_plan_puts_one_model_one_exclude_seen_and_each_user_id_once_in_a_call(rec):
     other = object()  # stands for another model (a reload in between)
-    jobs = [NewUser(rec, "a", frame("a", [("i1", 5)])), NewUser(rec, "b", frame("b", [("i2", 5)])),
-            NewUser(rec, "a", frame("a", [("i1", 5)]), k=3),  # the same user and support: shares the call
-            NewUser(rec, "a", frame("a", [("i3", 1)])),  # the same id, another support: the next call
-            NewUser(rec, "c", frame("c", [("i1", 5)]), exclude_seen=False),
-            NewUser(other, "d", frame("d", [("i1", 5)]))]
+    jobs = [NewUser(rec, "a", ("i1",), (5.0,)), NewUser(rec, "b", ("i2",), (5.0,)),
+            NewUser(rec, "a", ("i1",), (5.0,), k=3),  # the same user and support: shares the call
+            NewUser(rec, "a", ("i3",), (1.0,)),  # the same id, another support: the next call
+            NewUser(rec, "c", ("i1",), (5.0,), exclude_seen=False),
+            NewUser(other, "d", ("i1",), (5.0,))]
     assert plan(jobs) == [[0, 1, 2], [3], [4], [5]]
 
 

@@ -28,7 +28,7 @@ from ..recommender import ColdStartRecommender
 from ..titles import search_items
 from .batching import MicroBatcher, NewUser, recommend_new_users
 from .guards import BodyLimit, TokenGuard
-from .inputs import answers_frame, anonymous_id, invalid, listing, support_of
+from .inputs import answer_pairs, answers_frame, anonymous_id, invalid, listing, support_of
 from .schemas import (BatchRecommendations, BatchRequest, Health, InterviewRequest, Items, Questions,
                       Recommendations, RecommendRequest)
 
@@ -146,14 +146,13 @@ async def recommend(body: RecommendRequest, request: Request) -> dict[str, Any]:
     rec = current(request).rec
     if body.ratings is None:
         ranked = await asyncio.to_thread(_known_user, rec, body.user_id, body.k, body.exclude_seen)
-        return {"items": listing(rec, ranked), "ignored": []}
-    answers, ignored = answers_frame(rec, body.user_id or "", body.ratings, ("ratings",))
-    support = support_of(rec, answers)
-    user_id = body.user_id or anonymous_id(support)
-    job = NewUser(rec, user_id, support.assign(user_id=user_id), body.k, body.exclude_seen)
+        return {"items": listing(rec, ranked["item_id"].tolist(), ranked["score"].tolist()), "ignored": []}
+    pairs, ignored = answer_pairs(rec, body.ratings, ("ratings",))
+    items, ratings = support_of(rec, pairs)
+    job = NewUser(rec, body.user_id or anonymous_id(items, ratings), items, ratings, body.k, body.exclude_seen)
     batcher = request.app.state.batcher
-    ranked = await batcher.submit(job) if batcher else (await asyncio.to_thread(recommend_new_users, [job]))[0]
-    return {"items": listing(rec, ranked), "ignored": ignored}
+    ids, scores = await batcher.submit(job) if batcher else (await asyncio.to_thread(recommend_new_users, [job]))[0]
+    return {"items": listing(rec, ids, scores), "ignored": ignored}
 
 
 def _known_user(rec: ColdStartRecommender, user_id: str, k: int, exclude_seen: bool):
@@ -171,12 +170,12 @@ async def recommend_batch(body: BatchRequest, request: Request) -> dict[str, Any
         if user.user_id in seen:
             raise invalid(("users", pos, "user_id"), f"user {user.user_id!r} is given twice", user.user_id)
         seen.add(user.user_id)
-        answers, skipped = answers_frame(rec, user.user_id, user.ratings, ("users", pos, "ratings"))
-        jobs.append(NewUser(rec, user.user_id, support_of(rec, answers), body.k, body.exclude_seen))
+        pairs, skipped = answer_pairs(rec, user.ratings, ("users", pos, "ratings"))
+        jobs.append(NewUser(rec, user.user_id, *support_of(rec, pairs), body.k, body.exclude_seen))
         ignored.append(skipped)
     ranked = await asyncio.to_thread(recommend_new_users, jobs)
-    return {"users": [{"user_id": job.user_id, "items": listing(rec, frame), "ignored": skipped}
-                      for job, frame, skipped in zip(jobs, ranked, ignored)]}
+    return {"users": [{"user_id": job.user_id, "items": listing(rec, *lists), "ignored": skipped}
+                      for job, lists, skipped in zip(jobs, ranked, ignored)]}
 
 
 @router.post("/interview", response_model=Questions)
@@ -186,7 +185,7 @@ async def interview(body: InterviewRequest, request: Request) -> dict[str, Any]:
     answers, ignored = answers_frame(rec, NEW_USER, body.answers, ("answers",))
     questions = await asyncio.to_thread(rec.interview, answers if len(answers) else None, n=body.n,
                                         user_ids=[NEW_USER])
-    return {"questions": listing(rec, questions, score=False), "ignored": ignored}
+    return {"questions": listing(rec, questions["item_id"].tolist()), "ignored": ignored}
 
 
 @router.get("/items", response_model=Items)

@@ -3,6 +3,8 @@
 `MicroBatcher` queues jobs; once the first of a batch arrives it waits at most `max_wait` seconds (or until
 `max_batch` jobs are queued), then runs the whole batch in a worker thread (off the event loop) and hands each
 request its own result. One batch runs at a time, so under load a batch holds what queued while the last one ran.
+It waits only under load (the last batch held more than one job): a lone request on an idle server runs at once,
+so batching costs a quiet server no latency.
 
 `recommend_new_users` is the run for `/recommend`: the jobs become as few `ColdStartRecommender.recommend` calls as
 they can (one per model and `exclude_seen`, each user id once). Each user's list is what serving it alone gives:
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -39,7 +42,7 @@ class MicroBatcher(Generic[Job, Result]):
         if max_wait < 0 or max_batch < 1:
             raise ValueError(f"expected max_wait >= 0 and max_batch >= 1, found {max_wait} and {max_batch}")
         self.run, self.max_wait, self.max_batch = run, max_wait, max_batch
-        self.batches = self.jobs = self.largest = 0
+        self.batches = self.jobs = self.largest = self._last = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def submit(self, job: Job) -> Result:
@@ -64,7 +67,7 @@ class MicroBatcher(Generic[Job, Result]):
     async def _work(self) -> None:
         while True:
             await self._arrived.wait()
-            if len(self._pending) < self.max_batch:
+            if self._last > 1 and len(self._pending) < self.max_batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.max_wait)
             batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
@@ -79,6 +82,7 @@ class MicroBatcher(Generic[Job, Result]):
         if not live:
             return
         self.batches, self.jobs, self.largest = self.batches + 1, self.jobs + len(live), max(self.largest, len(live))
+        self._last = len(live)
         try:
             results = await asyncio.to_thread(self.run, [job for job, _ in live])
         except Exception as exc:  # every request of the batch gets the error (the app turns it into a response)
@@ -90,32 +94,48 @@ class MicroBatcher(Generic[Job, Result]):
 
 @dataclass(frozen=True)
 class NewUser:
-    """One new user to recommend for on model `rec`: its support rows (`user_id, item_id, rating`, all of
-    `user_id`) and the request's k and exclude_seen."""
+    """One new user to recommend for on model `rec`: its support (`items` rated `ratings`, in order) and the
+    request's k and exclude_seen. Tuples, not a frame: building a frame per request cost more than its adaptation."""
     rec: ColdStartRecommender
     user_id: str
-    support: pd.DataFrame = field(compare=False)
+    items: tuple[str, ...] = ()
+    ratings: tuple[float, ...] = ()
     k: int = 10
     exclude_seen: bool = True
 
     def content(self) -> tuple:
-        return tuple(self.support["item_id"]), tuple(self.support["rating"])
+        return self.items, self.ratings
 
 
-def recommend_new_users(jobs: list[NewUser]) -> list[pd.DataFrame]:
-    """Each job's ranked frame (`user_id, rank, item_id, score`), from one `recommend` call per group of `plan`."""
-    out: list[pd.DataFrame | None] = [None] * len(jobs)
+Ranked = tuple[list[str], list[float]]  # one user's top-k: item ids and scores, best first
+
+
+def recommend_new_users(jobs: list[NewUser]) -> list[Ranked]:
+    """Each job's top-k (item ids, scores), from one `recommend` call per group of `plan`."""
+    out: list[Ranked] = [([], [])] * len(jobs)
     for members in plan(jobs):
         first = jobs[members[0]]
         users = {jobs[m].user_id: jobs[m] for m in members}  # a user id met twice has the same support (plan)
-        support = pd.concat([job.support for job in users.values()], ignore_index=True)
+        support = pd.DataFrame({"user_id": [u for u, job in users.items() for _ in job.items],
+                                "item_id": [item for job in users.values() for item in job.items],
+                                "rating": np.array([r for job in users.values() for r in job.ratings], np.float64)})
         ranked = first.rec.recommend(support, k=max(jobs[m].k for m in members), exclude_seen=first.exclude_seen,
                                      user_ids=list(users))
-        lists = dict(tuple(ranked.groupby("user_id", sort=False)))
+        lists = split_by_user(ranked)
         for m in members:
-            mine = lists.get(jobs[m].user_id, ranked.iloc[:0])
-            out[m] = mine[mine["rank"] <= jobs[m].k].reset_index(drop=True)
+            ids, scores = lists.get(jobs[m].user_id, ([], []))
+            out[m] = ids[:jobs[m].k], scores[:jobs[m].k]
     return out
+
+
+def split_by_user(ranked: pd.DataFrame) -> dict[str, Ranked]:
+    """A ranked frame (`user_id, rank, item_id, score`, each user's rows in rank order) as user -> (ids, scores)."""
+    lists: dict[str, Ranked] = {}
+    for user, item, score in zip(ranked["user_id"].tolist(), ranked["item_id"].tolist(), ranked["score"].tolist()):
+        ids, scores = lists.setdefault(user, ([], []))
+        ids.append(item)
+        scores.append(score)
+    return lists
 
 
 def plan(jobs: list[NewUser]) -> list[list[int]]:

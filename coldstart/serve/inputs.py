@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 from fastapi.exceptions import RequestValidationError
 
-from ..interview import answers_support
 from ..io.values import SCALE_TOLERANCE, out_of_scale
 from ..titles import title_matches
 from .schemas import Answer
@@ -37,27 +36,41 @@ def answers_frame(rec: ColdStartRecommender, user_id: str, answers: Sequence[Ans
                   ) -> tuple[pd.DataFrame, list[str]]:
     """(`user_id, item_id, rating` rows of the answers naming items the model knows, rating NaN for "not seen";
     the answers' items it does not know, or names of several). `loc` is where the answers are in the body."""
-    rows, ignored = [], []
+    pairs, ignored = answer_pairs(rec, answers, loc)
+    frame = pd.DataFrame({"user_id": [user_id] * len(pairs), "item_id": [item for item, _ in pairs],
+                          "rating": np.array([rating for _, rating in pairs], dtype=np.float64)})
+    return frame, ignored
+
+
+def answer_pairs(rec: ColdStartRecommender, answers: Sequence[Answer], loc: Loc
+                 ) -> tuple[list[tuple[str, float]], list[str]]:
+    """`answers_frame`'s rows as (item id, rating or NaN) pairs, without a frame: a single request's hot path."""
+    pairs, ignored = [], []
     for pos, answer in enumerate(answers):
         item = known_item(rec, answer.item_id.strip())
         if item is None:
             ignored.append(answer.item_id)
             continue
         check_rating(rec, answer.rating, (*loc, pos, "rating"))
-        rows.append((user_id, item, answer.rating if answer.seen else math.nan))
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "rating"]).astype({"rating": np.float64})
-    return frame, ignored
+        pairs.append((item, float(answer.rating) if answer.seen and answer.rating is not None else math.nan))
+    return pairs, ignored
 
 
-def support_of(rec: ColdStartRecommender, answers: pd.DataFrame) -> pd.DataFrame:
-    """The support adaptation sees, as for `coldstart recommend --rate ... --unseen ...`: "not seen" answers as
-    dislikes with the ranking objective, left out with the rating objective (interview.answers_support)."""
-    return answers_support(answers, rec.config.objective, rec.rating_stats_["min"])
+def support_of(rec: ColdStartRecommender, pairs: list[tuple[str, float]]) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """(items, ratings) adaptation sees, as for `coldstart recommend --rate ... --unseen ...`: "not seen" answers
+    (NaN) as dislikes with the ranking objective, left out with the rating objective (interview.answers_support,
+    written here on tuples: a frame per request costs more than the adaptation's share of it)."""
+    if rec.config.objective == "implicit":
+        dislike = float(rec.rating_stats_["min"])
+        pairs = [(item, dislike if math.isnan(rating) else rating) for item, rating in pairs]
+    else:
+        pairs = [(item, rating) for item, rating in pairs if not math.isnan(rating)]
+    return tuple(item for item, _ in pairs), tuple(rating for _, rating in pairs)
 
 
-def anonymous_id(support: pd.DataFrame) -> str:
-    """An anonymous user's internal id: a hash of its support rows (items and ratings, in order)."""
-    rows = [[item, float(rating)] for item, rating in zip(support["item_id"], support["rating"])]
+def anonymous_id(items: Sequence[str], ratings: Sequence[float]) -> str:
+    """An anonymous user's internal id: a hash of its support (items and ratings, in order)."""
+    rows = [[item, float(rating)] for item, rating in zip(items, ratings)]
     return "anon-" + hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
 
 
@@ -80,12 +93,12 @@ def invalid(loc: Loc, message: str, value: Any) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": ("body", *loc), "msg": message, "input": value}])
 
 
-def listing(rec: ColdStartRecommender, ranked: pd.DataFrame, score: bool = True) -> list[dict[str, Any]]:
-    """A ranked frame's rows (one user's) as response items: item_id, label (the title, or "") and score."""
-    ids = ranked["item_id"].tolist()
-    labels = rec.item_label(ids) or [""] * len(ids)
+def listing(rec: ColdStartRecommender, ids: Sequence[str], scores: Sequence[float] | None = None
+            ) -> list[dict[str, Any]]:
+    """One user's ranked items as response items: item_id, label (the title, or "") and, given, score."""
+    labels = rec.item_label(list(ids)) or [""] * len(ids)
     rows = [{"item_id": i, "label": label} for i, label in zip(ids, labels)]
-    if score:
-        for row, value in zip(rows, ranked["score"].tolist()):
-            row["score"] = value
+    if scores is not None:
+        for row, value in zip(rows, scores):
+            row["score"] = float(value)
     return rows
