@@ -85,12 +85,18 @@ def check_answers(answers: pd.DataFrame | None) -> pd.DataFrame:
 
 def answers_support(answers: pd.DataFrame, objective: str, dislike_rating: float, unseen: str = "dislike"
                     ) -> pd.DataFrame:
-    """The support rows adaptation sees: the rated answers, plus (ranking objective, unseen="dislike") each "not
-    seen" answer as `dislike_rating`."""
-    missing = answers["rating"].isna()
-    if objective == "implicit" and unseen == "dislike":
-        return answers.assign(rating=answers["rating"].fillna(dislike_rating))
-    return answers[~missing]
+    """The support rows adaptation sees: the rated answers, plus each "not seen" answer as `unseen_rating`'s
+    (left out where that is None)."""
+    value = unseen_rating(objective, dislike_rating, unseen)
+    if value is not None:
+        return answers.assign(rating=answers["rating"].fillna(value))
+    return answers[~answers["rating"].isna()]
+
+
+def unseen_rating(objective: str, dislike_rating: float, unseen: str = "dislike") -> float | None:
+    """The rating a "not seen" answer adapts as: `dislike_rating` with the ranking objective and unseen="dislike",
+    else None (the answer is left out of the support)."""
+    return dislike_rating if objective == "implicit" and unseen == "dislike" else None
 
 
 # --- the scores of asking ----------------------------------------------------------------------------------------

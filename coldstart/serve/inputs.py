@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from fastapi.exceptions import RequestValidationError
 
+from ..interview import unseen_rating
 from ..io.values import SCALE_TOLERANCE, out_of_scale
 from ..titles import title_matches
 from .schemas import Answer
@@ -57,15 +58,13 @@ def answer_pairs(rec: ColdStartRecommender, answers: Sequence[Answer], loc: Loc
 
 
 def support_of(rec: ColdStartRecommender, pairs: list[tuple[str, float]]) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    """(items, ratings) adaptation sees, as for `coldstart recommend --rate ... --unseen ...`: "not seen" answers
-    (NaN) as dislikes with the ranking objective, left out with the rating objective (interview.answers_support,
-    written here on tuples: a frame per request costs more than the adaptation's share of it)."""
-    if rec.config.objective == "implicit":
-        dislike = float(rec.rating_stats_["min"])
-        pairs = [(item, dislike if math.isnan(rating) else rating) for item, rating in pairs]
-    else:
-        pairs = [(item, rating) for item, rating in pairs if not math.isnan(rating)]
-    return tuple(item for item, _ in pairs), tuple(rating for _, rating in pairs)
+    """(items, ratings) adaptation sees, as for `coldstart recommend --rate ... --unseen ...`: a "not seen" answer
+    (NaN) as `interview.unseen_rating` says (a dislike with the ranking objective, left out with the rating
+    objective). On tuples, not a frame: a frame per request costs more than the adaptation's share of it."""
+    unseen = unseen_rating(rec.config.objective, float(rec.rating_stats_["min"]))
+    kept = [(item, unseen if math.isnan(rating) else rating) for item, rating in pairs
+            if not (math.isnan(rating) and unseen is None)]
+    return tuple(item for item, _ in kept), tuple(rating for _, rating in kept)
 
 
 def anonymous_id(items: Sequence[str], ratings: Sequence[float]) -> str:
