@@ -83,7 +83,7 @@ def fit(
 
 @app.command()
 def upgrade(model: ModelDir = Path("model")) -> None:
-    """Re-save a model directory of an older format (4) in the current one, with checksums."""
+    """Re-save a model directory of an older format (4 or 5) in the current one, with checksums."""
     from ..persist import upgrade_model
     with reported():
         upgrade_model(model)
