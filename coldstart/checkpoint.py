@@ -36,7 +36,8 @@ def fingerprint(state: FittedState) -> str:
     h = hashlib.sha256()
     for values in (state.items.to_list(), state.users.to_list()):
         h.update(json.dumps(values).encode())
-    for array in (state.log.indptr, state.log.items, state.log.ratings, state.user_feats.numeric.numpy(),
+    times = () if state.log.times is None else (state.log.times,)  # the priors read popularity as of each time
+    for array in (state.log.indptr, state.log.items, state.log.ratings, *times, state.user_feats.numeric.numpy(),
                   *(t.numpy() for t in state.user_feats.tokens)):
         h.update(np.ascontiguousarray(array).tobytes())
     return h.hexdigest()

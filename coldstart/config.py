@@ -15,6 +15,7 @@ DEVICES = ("auto", "cpu", "cuda")
 TEACHERS = ("auto", "als", "ease", "none")  # "auto": see Config.teacher_for
 TEACHER_MAX_ITEMS = 10_000  # teacher "auto" fits EASE up to this many items (its items x items matrix: 0.8 GB here)
 INNER_LR = {"implicit": 0.1, "rating": 0.03}  # inner_lr when not set: squared-error gradients are larger
+PRIOR_CHANNELS = ("recent", "alltime", "peers", "ease")  # what a new user would get anyway (priors.py)
 LIKED_RATING = 4.0  # the one "liked" threshold: the query loss's targets, the liked-popularity baselines, and the
 #                     evaluation's relevant items all read it (Config.positive_rating, Protocol.threshold)
 
@@ -47,6 +48,16 @@ class Config:
     inner_lr: float | None = None  # SGD step size of the inner loop; None: INNER_LR of the objective (0.1 / 0.03)
     prior_recent_share: float = 0.5  # "implicit": the starting item bias is the log popularity over this newest
     #                                  share of the training log by timestamp (what is popular now; 1: all of it)
+    # --- priors the gate combines (priors.py) --------------------------------------------------------------
+    priors: str = "recent,alltime,peers,ease"  # channels added to the network's score, each weighted per user by
+    #                                           a gate that reads the task (shot count, ratings, features) and is
+    #                                           adapted with the head: liked popularity over the recent window and
+    #                                           over all time as of the task's time, among peers with the same
+    #                                           user features, and EASE fold-in of the support; "none": no gate
+    time_aware: bool = True  # training tasks read popularity as of when their support ended (False: the end of the
+    #                          log, as a new user does)
+    prior_l2: float | None = None  # EASE's ridge weight for the "ease" channel; None: chosen at fit on the newest
+    #                                training users (priors.choose_l2)
     # --- outer loop (meta-training) --------------------------------------------------------------------------
     meta_lr: float = 1e-3  # Adam step size of the outer loop
     weight_decay: float = 1e-4  # Adam weight decay (L2) of the outer loop
@@ -100,6 +111,7 @@ class Config:
         if not self.meta_lr > 0:
             raise ConfigError(f"config field 'meta_lr': expected a number > 0, found {self.meta_lr!r}")
         self._check_teacher()
+        self._check_priors()
         if self.support_max < self.support_min:
             raise ConfigError(f"config field 'support_max': expected >= support_min ({self.support_min}), "
                               f"found {self.support_max}")
@@ -125,6 +137,25 @@ class Config:
         if self.use_item_ids is False:
             raise ConfigError(f"config field 'teacher': expected 'none' with use_item_ids false (the teacher "
                               f"starts the item-id embeddings), found {self.teacher!r}")
+
+    def _check_priors(self) -> None:
+        names = self.prior_channels()
+        bad = [n for n in names if n not in PRIOR_CHANNELS]
+        if bad or not isinstance(self.priors, str):
+            raise ConfigError(f"config field 'priors': expected 'none' or a comma-separated list of "
+                              f"{', '.join(PRIOR_CHANNELS)}, found {self.priors!r}")
+        if self.prior_l2 is not None:
+            _check_range("prior_l2", self.prior_l2, low=0.0)
+        if not isinstance(self.time_aware, bool):
+            raise ConfigError(f"config field 'time_aware': expected true or false, found {self.time_aware!r}")
+
+    def prior_channels(self) -> tuple[str, ...]:
+        """The priors' channels in use, in PRIOR_CHANNELS order (none for "none" or "")."""
+        if not isinstance(self.priors, str):
+            return (str(self.priors),)
+        names = [n.strip() for n in self.priors.split(",") if n.strip() and n.strip() != "none"]
+        unknown = [n for n in names if n not in PRIOR_CHANNELS]
+        return tuple(unknown) if unknown else tuple(c for c in PRIOR_CHANNELS if c in names)
 
     def teacher_for(self, n_items: int, has_query_loss: bool = True) -> str:
         """The teacher a fit uses: `teacher`, or when it is "auto", EASE for the "implicit" objective with item ids,

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import Config
+from .config import TEACHER_MAX_ITEMS, Config
 from .features import EncodedFeatures, FeatureEncoder
 from .ids import IdMap
 from .learners import learner_class, make_learner
 from .learners.base import Learner
 from .model import ColdStartNet
 from .objectives import Objective, make_objective
+from .priors import choose_l2, fit_priors
 from .tasks import UserLog
 from .teacher import Teacher, fit_teacher, start_item_ids
 
@@ -77,8 +78,10 @@ def resolve(config: Config, n_items: int, has_item_features: bool, objective: Ob
     item ids, the teacher, the learner's options with their defaults, and the objective's thresholds."""
     learner = learner_class(config.learner)
     options = dataclasses.asdict(learner.options_of(config))
+    channels = [c for c in config.prior_channels() if c != "ease" or n_items <= TEACHER_MAX_ITEMS]  # EASE: I x I
     return config.replace(inner_lr=config.step_size(), use_item_ids=config.uses_item_ids(has_item_features),
                           teacher=config.teacher_for(n_items, learner.has_query_loss), learner_options=options,
+                          priors=",".join(channels) or "none",
                           positive_rating=getattr(objective, "positive_rating", config.positive_rating),
                           dislike_below=getattr(objective, "dislike_below", config.dislike_below))
 
@@ -107,6 +110,12 @@ def initial_state(config: Config, ratings: pd.DataFrame, items: pd.DataFrame | N
     objective = make_objective(config.objective, config.positive_rating, config.dislike_below, log_)
     item_feats = item_encoder.transform(items, item_ids.to_list())
     config = resolve(config, len(item_ids), bool(item_encoder.to_dict()["fields"]), objective)
+    liked = _liked_rows(log_, objective)
+    if "ease" in config.prior_channels() and config.prior_l2 is None:
+        l2, tried = choose_l2(log_, _first_times(log_), liked, len(item_ids), seed=config.seed)
+        log.info("priors: EASE l2 %g chosen on validation users (nDCG@10 %s)", l2,
+                 ", ".join(f"{k:g}: {v:.4f}" for k, v in tried.items()))
+        config = config.replace(prior_l2=l2)
     net = build_net(config, len(item_ids), item_encoder, user_encoder, item_feats, stats)
     generator = torch.Generator().manual_seed(config.seed)
     net.reset_parameters(generator)
@@ -114,9 +123,12 @@ def initial_state(config: Config, ratings: pd.DataFrame, items: pd.DataFrame | N
     recent = newest_rows(ratings, user_idx, config.prior_recent_share)
     prior = objective.prior_bias(log_, len(item_ids), stats["mean"], recent)  # training starts at this baseline
     net.start_from_prior(torch.as_tensor(prior, dtype=torch.float32))
+    user_feats = user_encoder.transform(users, user_ids.to_list())
+    if net.priors is not None:
+        fit_priors(net.priors, log_, log_.times, liked, user_feats, config.prior_channels(), config.prior_l2 or 0.0)
     net.to(resolve_device(config.device))
     state = FittedState(config, item_ids, user_ids, item_encoder.labels(items, item_ids.to_list()), item_encoder,
-                        user_encoder, user_encoder.transform(users, user_ids.to_list()), log_, stats, objective, net)
+                        user_encoder, user_feats, log_, stats, objective, net)
     return with_teacher(state) if config.teacher != "none" else state
 
 
@@ -131,6 +143,20 @@ def with_teacher(state: FittedState) -> FittedState:
     start_item_ids(state.net, teacher)
     keep = teacher.to(state.net.item_bias.device) if config.teacher_weight > 0 else None
     return replace(state, teacher=keep)
+
+
+def _liked_rows(log_: UserLog, objective: Objective) -> np.ndarray:
+    """(nnz,) the log rows the objective's query counts as liked (every row without a threshold)."""
+    threshold = getattr(objective, "positive_rating", None)
+    return np.ones(len(log_.items), bool) if threshold is None else log_.ratings >= threshold
+
+
+def _first_times(log_: UserLog) -> np.ndarray | None:
+    """(U,) each user's first timestamp (its rows are in time order), or None without times."""
+    if log_.times is None:
+        return None
+    starts = log_.indptr[:-1]
+    return np.where(log_.lengths() > 0, log_.times[np.minimum(starts, max(len(log_.times) - 1, 0))], np.inf)
 
 
 def _catalogue(rated: pd.Series, items: pd.DataFrame | None) -> IdMap:

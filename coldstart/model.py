@@ -16,11 +16,17 @@ from torch import nn
 
 from .config import Config
 from .features import PAD, EncodedFeatures, FeatureEncoder
+from .priors import PEERS, Priors
 from .tasks import ItemSet
 
 Params = dict[str, torch.Tensor]
 
 USER_SHRINKAGE = 10.0  # starting pseudo-count of the user offset ("rating"), as in baselines.ItemMeanOffset
+GATE_INPUTS = 6  # what the gate reads of a task (`task_summary`)
+GATE_WIDTH = 16
+GATE_SCALE = 4.0  # the gate's output is this times its last layer's: a weight can reach a few units in a fit's
+#                   Adam steps
+GATE_START = {"implicit": 0.25, "rating": 0.0}  # each channel's starting weight over GATE_SCALE (implicit: 1)
 
 
 class FeatureEmbedding(nn.Module):
@@ -88,6 +94,11 @@ class ColdStartNet(nn.Module):
             self.head[f"w{j}"] = nn.Parameter(torch.empty(fan_out, fan_in))
             self.head[f"b{j}"] = nn.Parameter(torch.zeros(fan_out))
         self.n_layers = len(widths)
+        self.priors, self.gate = None, None
+        if config.prior_channels():  # the priors' tables (filled by fit) and the gate weighing them per user
+            self.priors = Priors(n_items, user_encoder)
+            self.gate = nn.Sequential(nn.Linear(GATE_INPUTS, GATE_WIDTH), nn.ReLU(),
+                                      nn.Linear(GATE_WIDTH, len(self.priors.enabled) + 1))  # + the step size
         if config.objective == "rating":  # pseudo-count of the closed-form user offset, learned in log space
             self.log_user_shrinkage = nn.Parameter(torch.tensor(math.log(USER_SHRINKAGE)))
         self._own_modules = {n.split(".")[0] for n, _ in self.named_parameters()}  # not a learner's (attach)
@@ -99,7 +110,12 @@ class ColdStartNet(nn.Module):
         own = [(n, p) for n, p in self.named_parameters() if n.split(".")[0] in self._own_modules]
         with torch.no_grad():
             for name, p in own:
-                if name.startswith("head.w") or name == "item_weight":
+                if name == "gate.2.weight":  # the gate starts at the same weight for every user
+                    p.zero_()
+                elif name == "gate.2.bias":
+                    p.fill_(GATE_START[self.config.objective])
+                    p[-1] = 0.0  # the step size's: 2 sigmoid(0) = 1, the configured inner_lr
+                elif name.startswith("head.w") or name == "item_weight":
                     fan_in = self.item_dim + self.user_dim if name in ("head.w0", "item_weight") else p.shape[1]
                     bound = math.sqrt(6.0 / fan_in)
                     p.copy_(torch.rand(p.shape, generator=generator) * 2 * bound - bound)
@@ -107,6 +123,7 @@ class ColdStartNet(nn.Module):
                     p.zero_()
                 elif name == "log_user_shrinkage":
                     p.fill_(math.log(USER_SHRINKAGE))
+
                 else:
                     p.copy_(torch.randn(p.shape, generator=generator) * 0.1)
                     if "tables" in name:
@@ -153,6 +170,7 @@ class ColdStartNet(nn.Module):
         the user's scale of the item bias; never an empty tensor (no user vector, nothing of it)."""
         head = [f"{p}{j}" for j in range(self.n_layers) for p in ("w", "b")]
         names = head + ["user"] + (["log_bias_scale"] if self.config.uses_bias_scale() else [])
+        names += ["mix"] if self.gate is not None else []
         return [n for n in names if not (self.user_dim == 0 and n in ("w0", "user"))]
 
     def user_offsets(self, support: ItemSet) -> torch.Tensor:
@@ -164,27 +182,67 @@ class ColdStartNet(nn.Module):
         residual = (support.ratings - self.global_mean - self.item_bias[support.items]) * mask  # (B, S)
         return residual.sum(1) / (mask.sum(1) + self.log_user_shrinkage.exp())
 
-    def user_params(self, user_feats: EncodedFeatures, item_vecs: torch.Tensor, support: ItemSet) -> Params:
+    def user_params(self, user_feats: EncodedFeatures, item_vecs: torch.Tensor, support: ItemSet,
+                    times: torch.Tensor | None = None) -> Params:
         """Each user's starting point for the inner loop (leading dimension B), still connected to the
         initialisation: copies of the head, the user vector (B, Du), the score offset (B,) and the log scale of
-        the item bias (B,), which starts at 0 for every user (a leaf, adapted when config.uses_bias_scale())."""
+        the item bias (B,), which starts at 0 for every user (a leaf, adapted when config.uses_bias_scale()).
+        With priors: their channels (B, C, I), read as of `times` (B,) (None: the end of the log), the gate's
+        weight of each (B, C), adapted with the head, and the gate's multiplier of the user's inner step size (B,):
+        how far the support may move this user from the prior."""
         user_vecs = self.user_vectors(user_feats, item_vecs, support)
         b = user_vecs.shape[0]
         params = {name: p.unsqueeze(0).expand(b, *p.shape) for name, p in self.head.items()}  # (B, ...)
         params["user"] = user_vecs  # (B, Du)
         params["offset"] = self.user_offsets(support)  # (B,)
         params["log_bias_scale"] = user_vecs.new_zeros(b).requires_grad_(self.config.uses_bias_scale())  # (B,)
+        if self.priors is not None:
+            context = self.priors.channels(user_feats, support, times)  # (B, C, I)
+            params["context"] = context
+            gate = self.gate(self.task_summary(support, context))  # (B, C + 1)
+            params["mix"] = GATE_SCALE * gate[:, :-1]  # (B, C)
+            params["step"] = 2.0 * torch.sigmoid(GATE_SCALE * gate[:, -1])  # (B,) in (0, 2): times inner_lr
         return params
+
+    def task_summary(self, support: ItemSet, context: torch.Tensor) -> torch.Tensor:
+        """(B, GATE_INPUTS) what the gate reads of each task: log(1 + shots), no shots at all, the mean and spread of
+        the centred support ratings, whether the peers channel holds anything (user features), and the mean
+        popularity in the shortest recent window (standardised) of the support items (how mainstream the user is)."""
+        mask = support.mask.float()  # (B, S)
+        count = mask.sum(1)  # (B,)
+        centred = (support.ratings - self.rating_center) / self.rating_spread * mask  # (B, S)
+        mean = centred.sum(1) / count.clamp(min=1.0)  # (B,)
+        spread = (((centred - mean.unsqueeze(1)) * mask).pow(2).sum(1) / count.clamp(min=1.0)).sqrt()  # (B,)
+        has_peers = (context[:, PEERS].abs().sum(1) > 0).float()  # (B,)
+        mainstream = (context[:, 0].gather(1, support.items) * mask).sum(1) / count.clamp(min=1.0)  # (B,)
+        return torch.stack([count.log1p(), (count == 0).float(), mean, spread, has_peers, mainstream], dim=1)
 
     def scores(self, params: Params, proj: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         """(B, N) scores for each user of its own `items` (B, N), of items shared by all users (N,), or of the whole
         catalogue when `items` is None (N = I). `proj` is `item_projection`'s (I, H)."""
         x = proj if items is None else proj[items]  # (I, H), (N, H) or (B, N, H)
         bias = self.item_bias if items is None else self.item_bias[items]  # (I,), (N,) or (B, N)
-        return self.scores_of(params, x, bias)
+        return self.scores_of(params, x, bias, self.context_of(params, items))
 
-    def scores_of(self, params: Params, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """(B, N) scores of items given by their projections `x` ((N, H) shared, or (B, N, H)) and biases."""
+    def score_slice(self, params: Params, proj: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """(B, stop - start) scores of the catalogue's items start..stop-1 (`proj` is the (I, H) projection)."""
+        context = params["context"][:, :, start:stop] if "context" in params else None
+        return self.scores_of(params, proj[start:stop], self.item_bias[start:stop], context)
+
+    @staticmethod
+    def context_of(params: Params, items: torch.Tensor | None) -> torch.Tensor | None:
+        """(B, C, N) the priors' channels of `items` (None, (N,) or (B, N)); None without priors."""
+        if "context" not in params or items is None:
+            return params.get("context")
+        context = params["context"]  # (B, C, I)
+        if items.dim() == 1:
+            return context[:, :, items]
+        return context.gather(2, items.unsqueeze(1).expand(-1, context.shape[1], -1))
+
+    def scores_of(self, params: Params, x: torch.Tensor, bias: torch.Tensor,
+                  context: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N) scores of items given by their projections `x` ((N, H) shared, or (B, N, H)), biases and the
+        priors' channels (B, C, N), weighed by the user's "mix" (B, C)."""
         user = torch.bmm(params["user"].unsqueeze(1), params["w0"].transpose(1, 2))  # (B, 1, H)
         h = x + (user + params["b0"].unsqueeze(1))  # (B, N, H)
         for j in range(1, self.n_layers):  # (in place when nothing needs the pre-activation: scoring)
@@ -192,4 +250,6 @@ class ColdStartNet(nn.Module):
             h = torch.baddbmm(params[f"b{j}"].unsqueeze(1), h, params[f"w{j}"].transpose(1, 2))
         out = h.squeeze(-1)  # (B, N)
         bias = bias * params["log_bias_scale"].exp().unsqueeze(1)  # (B, N): the user's own scale
+        if context is not None:
+            out = out + torch.einsum("bc,bcn->bn", params["mix"], context)  # (B, N)
         return out + bias + self.global_mean + params["offset"].unsqueeze(1)

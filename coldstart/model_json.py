@@ -9,11 +9,12 @@ from typing import Any
 
 from .errors import ModelFormatError
 
-FORMAT_VERSION = 6  # 2: "rating" models hold the user-offset pseudo-count; 3: the config has user_bias_scale;
+FORMAT_VERSION = 7  # 2: "rating" models hold the user-offset pseudo-count; 3: the config has user_bias_scale;
 #                    4: the first layer's item side is shared (item_weight), a learner and an objective are recorded;
 #                    5: a SHA-256 of each file; the training users' histories in their own file;
-#                    6: the config is settled and slim (`config_of_v5` reads a format-5 one, same files)
-READABLE = (5, FORMAT_VERSION)  # read as they are; format 4 needs `coldstart upgrade`
+#                    6: the config is settled and slim (`config_of_v5` reads a format-5 one, same files);
+#                    7: the priors' tables and the gate (`net.priors.*`, `net.gate.*`; a format-6 model has none)
+READABLE = (5, 6, FORMAT_VERSION)  # read as they are; format 4 needs `coldstart upgrade`
 REMOVED = {"adapt": "head+user", "user_bias_scale": None, "task_split": None, "validation_fraction": None,
            "teacher_min_rating": None, "teacher_init": None}  # config fields of format 5 that lost (their value
 #                                                               in a model that still loads: None = any; training only)
@@ -82,6 +83,14 @@ def _kind_name(kind: type | tuple) -> str:
     names = {int: "an integer", str: "a string", dict: "an object", list: "a list", type(None): "null"}
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names[k] for k in kinds)
+
+
+def config_of(meta: dict, meta_file: Path) -> dict[str, Any]:
+    """The config of a readable model as the current format has it: a format-6 or older model was fitted without
+    priors (its weights hold no gate)."""
+    values = dict(meta["config"]) if meta["format_version"] >= 6 else config_of_v5(meta, meta_file)
+    values.setdefault("priors", "none")
+    return values
 
 
 def config_of_v5(meta: dict, meta_file: Path) -> dict[str, Any]:

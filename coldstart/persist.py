@@ -32,8 +32,7 @@ from .features import EncodedFeatures, FeatureEncoder
 from .files import atomic_bytes, locked
 from .fitted import FittedState, build_net, resolve, resolve_device
 from .ids import IdMap
-from .model_json import (FORMAT_VERSION, ROLES, check_keys, check_version, coldstart_version,
-                         config_of_v5)
+from .model_json import FORMAT_VERSION, ROLES, check_keys, check_version, coldstart_version, config_of
 from .objectives import objective_from_dict
 from .tasks import UserLog
 
@@ -196,8 +195,8 @@ def load_model(path: Path, device: str | None) -> FittedState:
 
 
 def upgrade_model(path: Path) -> Path:
-    """Re-save a format-4 or format-5 model directory in the current format (format 4: adds checksums and splits out
-    the user histories; both: the config settled and slim)."""
+    """Re-save a format-4, 5 or 6 model directory in the current format (format 4: adds checksums and splits out
+    the user histories; 4 and 5: the config settled and slim; all: the config says it has no priors)."""
     path = Path(path)
     meta_file = path / META
     try:
@@ -207,10 +206,10 @@ def upgrade_model(path: Path) -> Path:
         raise ModelFormatError(f"{meta_file}: cannot read it ({exc})") from None
     if version == FORMAT_VERSION:
         raise ModelFormatError(f"{meta_file}: already format_version {FORMAT_VERSION}; nothing to upgrade")
-    if version == 5:
+    if version in (5, 6):
         return save_model(load_model(path, "cpu"), path)
     if version != 4:
-        raise ModelFormatError(f"{meta_file}: format_version {version!r} cannot be upgraded (only 4 and 5 can): "
+        raise ModelFormatError(f"{meta_file}: format_version {version!r} cannot be upgraded (only 4, 5 and 6 can): "
                                f"re-fit")
     try:
         tensors = _parse((path / WEIGHTS).read_bytes(), path / WEIGHTS)
@@ -255,7 +254,7 @@ def _state(path: Path, meta: dict, tensors: dict[str, torch.Tensor],
            history: tuple[dict[str, torch.Tensor], list[str]] | None, device: str | None) -> FittedState:
     meta_file = path / META
     try:
-        values = meta["config"] if meta["format_version"] == FORMAT_VERSION else config_of_v5(meta, meta_file)
+        values = config_of(meta, meta_file)
         config = Config.from_dict(values, source=str(meta_file))
     except ConfigError as exc:
         raise ModelFormatError(str(exc)) from None

@@ -254,7 +254,7 @@ class ColdStartRecommender:
             exclude = _rows(batch, rows).support.seen().to(proj.device) if exclude_seen else None  # (b, S)
             cells = ITEM_CHUNK_CELLS if proj.device.type == "cpu" else GPU_CHUNK_CELLS
             with torch.no_grad():
-                top_s, top_i = top_k(lambda a, b: net.scores_of(params, proj[a:b], net.item_bias[a:b]),
+                top_s, top_i = top_k(lambda a, b: net.score_slice(params, proj, a, b),
                                      len(rows), n_items, k, exclude, max(1, cells // len(rows)))  # (b, k)
             top_items.append(top_i.cpu().numpy())
             top_scores.append(top_s.cpu().numpy())

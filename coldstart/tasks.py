@@ -19,11 +19,13 @@ class UserLog:
         indptr: (U + 1,) user u's rows are indptr[u]:indptr[u + 1].
         items: (nnz,) item indices.
         ratings: (nnz,) ratings as float32.
+        times: (nnz,) timestamps as float64, or None (a log without times, or one loaded from a model folder).
     """
 
     indptr: np.ndarray
     items: np.ndarray
     ratings: np.ndarray
+    times: np.ndarray | None = None
 
     @classmethod
     def from_arrays(cls, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int,
@@ -32,7 +34,8 @@ class UserLog:
         order = cls.row_order(users, times)
         counts = np.bincount(users, minlength=n_users)
         indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return cls(indptr, items[order].astype(np.int64), ratings[order].astype(np.float32))
+        return cls(indptr, items[order].astype(np.int64), ratings[order].astype(np.float32),
+                   None if times is None else np.asarray(times, np.float64)[order])
 
     @staticmethod
     def row_order(users: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
@@ -75,16 +78,17 @@ class TaskBatch:
     query_ratings: torch.Tensor  # (B, Q) float32
     query_mask: torch.Tensor  # (B, Q) bool
     users: torch.Tensor  # (B,) int64 user indices (known users), -1 for new users
+    support_end: torch.Tensor | None = None  # (B,) float64 when each support ended; None: at the end of the log
 
     def to(self, device: torch.device | str) -> TaskBatch:
-        return TaskBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return TaskBatch(**{f.name: _map(getattr(self, f.name), lambda t: t.to(device)) for f in fields(self)})
 
     def __len__(self) -> int:
         return self.support_items.shape[0]
 
     def rows(self, idx: torch.Tensor) -> TaskBatch:
         """The tasks at `idx` (R,), in that order."""
-        return TaskBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        return TaskBatch(**{f.name: _map(getattr(self, f.name), lambda t: t[idx]) for f in fields(self)})
 
     @property
     def support(self) -> ItemSet:
@@ -93,6 +97,10 @@ class TaskBatch:
     @property
     def query(self) -> ItemSet:
         return ItemSet(self.query_items, self.query_ratings, self.query_mask)
+
+
+def _map(value: torch.Tensor | None, fn) -> torch.Tensor | None:
+    return None if value is None else fn(value)
 
 
 def pad_segments(seg: np.ndarray, pos: np.ndarray, values: list[np.ndarray], n_rows: int,
@@ -144,7 +152,12 @@ def sample_tasks(log: UserLog, users: np.ndarray, rng: np.random.Generator, supp
     rank = offsets  # after sorting by seg, position within the segment is again 0..n_u-1
     is_support = rank < n_support[seg]
     is_query = ~is_support & (rank < n_support[seg] + query_size)
-    return _batch_from_rows(log, users, seg, rows, rank, is_support, is_query, n_support)
+    batch = _batch_from_rows(log, users, seg, rows, rank, is_support, is_query, n_support)
+    if log.times is not None:
+        end = np.full(len(users), -np.inf)  # (B,) the time of each user's last support row
+        np.maximum.at(end, seg[is_support], log.times[rows[is_support]])
+        batch.support_end = torch.as_tensor(end)
+    return batch
 
 
 def first_n_tasks(log: UserLog, users: np.ndarray, n_support: int) -> TaskBatch:

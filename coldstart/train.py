@@ -193,9 +193,13 @@ def meta_step(run: Run, chunk: np.ndarray) -> float:
 
 
 def sample(user_log: UserLog, users: np.ndarray, rng: np.random.Generator, config: Config) -> TaskBatch:
-    """Training tasks of `users`: each support is the user's first interactions in time, as a new user's are."""
-    return sample_tasks(user_log, users, rng, config.support_min, config.support_max, config.query_size,
-                        in_time=True)
+    """Training tasks of `users`: each support is the user's first interactions in time, as a new user's are; with
+    `time_aware`, each task reads the priors as of when its support ended (else at the end of the log)."""
+    batch = sample_tasks(user_log, users, rng, config.support_min, config.support_max, config.query_size,
+                         in_time=True)
+    if not config.time_aware:
+        batch.support_end = None
+    return batch
 
 
 def summarise(run: Run, n_tasks: int, seconds: float, losses: list[float]) -> TrainingSummary:

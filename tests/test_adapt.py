@@ -94,8 +94,9 @@ def test_adapt_changes_only_the_named_parameters():
     assert torch.equal(adapted["w0"], params["w0"]) and torch.equal(adapted["user"], params["user"])
     assert not torch.equal(adapted["w2"], params["w2"]) and not torch.equal(adapted["log_bias_scale"], params["log_bias_scale"])
     head = ["w0", "b0", "w1", "b1", "w2", "b2"]
-    assert net.local_names() == head + ["user", "log_bias_scale"]  # the decision layers, the user, its bias scale
-    assert make_net("rating")[0].local_names() == head + ["user"]  # no bias scale for ratings
+    assert net.local_names() == head + ["user", "log_bias_scale", "mix"]  # the decision layers, the user, its bias
+    #                                                                           scale, the weights of its priors
+    assert make_net("rating")[0].local_names() == head + ["user", "mix"]  # no bias scale for ratings
 
 
 def test_the_bias_scale_starts_at_zero_and_learns_how_much_a_user_follows_popularity():
@@ -228,7 +229,9 @@ def test_first_order_equals_the_detached_computation(objective):
         with torch.enable_grad():
             detached = {k: (v.detach().requires_grad_() if k in names else v) for k, v in local.items()}
             g = torch.autograd.grad(loss(detached).sum(), [detached[n] for n in names])
-        local = {**local, **{n: local[n] - cfg.inner_lr * gi.detach() for n, gi in zip(names, g)}}
+        step = local["step"]  # (B,) the gate's multiplier of each user's step size
+        local = {**local, **{n: local[n] - cfg.inner_lr * step.view(-1, *[1] * (gi.dim() - 1)) * gi.detach()
+                             for n, gi in zip(names, g)}}
     objective_ = parts(net, cfg)[0]
     seen = torch.cat([batch.support.seen(), batch.query.seen()], 1)
     manual = torch.autograd.grad(objective_.query_loss(net, local, proj, batch.query, neg, seen).sum(), params,

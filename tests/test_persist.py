@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from coldstart import ColdStartRecommender, ModelFormatError
 from coldstart.cli import app
 from coldstart.files import atomic_file
+from coldstart.model_json import FORMAT_VERSION
 from coldstart.persist import check_target
 from tests.conftest import TINY, as_format_5, support_of
 from typer.testing import CliRunner
@@ -161,10 +162,27 @@ def test_a_format_5_model_loads_as_it_is_and_upgrades_to_the_current_format(tiny
     result = invoke("upgrade", "--model", path)
     assert result.exit_code == 0, result.output
     meta = json.loads((path / "model.json").read_text())
-    assert meta["format_version"] == 6 and "adapt" not in meta["config"]
+    assert meta["format_version"] == FORMAT_VERSION and "adapt" not in meta["config"]
     assert meta["config"]["learner_options"] == ({"l2": 0.5} if learner == "proximal" else {})
     pd.testing.assert_frame_equal(ColdStartRecommender.load(path).recommend(support, k=8),
                                   rec.recommend(support, k=8))
+
+
+def test_a_format_6_model_has_no_priors_and_upgrades_to_the_current_format(tiny_data, tmp_path):
+    """Format 6 knew no priors: its config lacks them and its weights hold no gate. It loads as a model without
+    priors, recommends the same, and `coldstart upgrade` rewrites it in the current format."""
+    rec = ColdStartRecommender(TINY.replace(epochs=1, priors="none")).fit(tiny_data)
+    path = rec.save(tmp_path / "m")
+    support = support_of(tiny_data, ["u1", "u9"])
+    dropped = ("priors", "time_aware", "prior_l2")
+    rewrite_meta(path, lambda m: {**m, "format_version": 6,
+                                  "config": {k: v for k, v in m["config"].items() if k not in dropped}})
+    loaded = ColdStartRecommender.load(path)
+    assert loaded.state_.config.prior_channels() == () and loaded.net_.gate is None
+    pd.testing.assert_frame_equal(loaded.recommend(support, k=8), rec.recommend(support, k=8))
+    assert invoke("upgrade", "--model", path).exit_code == 0
+    meta = json.loads((path / "model.json").read_text())
+    assert meta["format_version"] == FORMAT_VERSION and meta["config"]["priors"] == "none"
 
 
 @pytest.mark.parametrize("name", ["adapt", "user_bias_scale"])

@@ -105,15 +105,16 @@ def test_rating_objective_predicts_on_the_data_scale(tiny_data):
 
 def test_training_starts_at_the_baseline(tiny_data):
     """Before meta-training, the network ranks every item by log popularity over the newest prior_recent_share of
-    the log ("implicit"), and predicts exactly what item mean + shrunk user offset does ("rating"): the output
-    layer starts at zero."""
+    the log ("implicit", without the priors' channels, which start at weight 1), and predicts exactly what item
+    mean + shrunk user offset does ("rating", whose gate starts the priors at weight 0): the output layer starts at
+    zero."""
     from coldstart.baselines import ItemMeanOffset
     ratings = tiny_data.ratings
     shuffled = replace(tiny_data, ratings=ratings.sample(frac=1.0, random_state=0))  # rows not in the log's order
     for share in (1.0, 0.5, 0.2):
         times = ratings["timestamp"]
         counts = ratings.loc[times >= times.quantile(1 - share), "item_id"].value_counts()
-        rec = ColdStartRecommender(TINY.replace(inner_steps=0, prior_recent_share=share))
+        rec = ColdStartRecommender(TINY.replace(inner_steps=0, prior_recent_share=share, priors="none"))
         initialise(rec, shuffled)  # fit, up to the first meta-step
         scores = rec.recommend(support_of(tiny_data, ["u1"]), k=50, exclude_seen=False).set_index("item_id")["score"]
         shift = (scores - np.log1p(counts).reindex(scores.index).fillna(0.0)).to_numpy()

@@ -26,6 +26,7 @@ httpx = pytest.importorskip("httpx", reason="the serve extra is not installed: p
 
 from coldstart import ColdStartRecommender, make_synthetic  # noqa: E402
 from coldstart.cli import app as cli  # noqa: E402
+from coldstart.model_json import FORMAT_VERSION  # noqa: E402
 from coldstart.serve import app as app_module  # noqa: E402
 from coldstart.serve import create_app, launch  # noqa: E402
 from coldstart.serve.batching import MicroBatcher, NewUser, plan  # noqa: E402
@@ -132,7 +133,7 @@ def test_health_shows_the_model_and_the_weights_checksum(app, model_dir):
     weights = json.loads((model_dir / "model.json").read_text())["files"]["weights"]["name"]
     assert model["checksum"] == hashlib.sha256((model_dir / weights).read_bytes()).hexdigest()
     assert (model["objective"], model["learner"], model["items"], model["format_version"]) == ("implicit", "maml",
-                                                                                                50, 6)
+                                                                                                50, FORMAT_VERSION)
 
 
 def test_recommend_a_new_user_by_ids_and_titles_unknown_items_ignored(app, rec):

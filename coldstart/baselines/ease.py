@@ -42,7 +42,7 @@ class EASEFoldIn(_Baseline):
 
     @classmethod
     def tuned(cls, ratings: pd.DataFrame | Dataset, items: pd.DataFrame | None = None,
-              grid: tuple[float, ...] = (50, 100, 200, 500, 1000, 2000), valid_fraction: float = 0.2,
+              grid: tuple[float, ...] = (100, 1000, 10_000, 100_000, 1_000_000), valid_fraction: float = 0.2,
               shots: int = 5, k: int = 10, seed: int = 0) -> EASEFoldIn:
         """EASE with the l2 of `grid` that ranks best on validation users carved from `ratings`, refit on all of it.
 

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from .options import (ConfigFile, Device, Epochs, Format, InnerSteps, ItemCol, ItemsFile, Learner, LearnerOptions,
-                      ModelDir, NewFraction, Objective, Output, Quiet, RatingCol, Ratings, Seed, Seeds, Teacher,
+                      ModelDir, NewFraction, Objective, Output, Priors, Quiet, RatingCol, Ratings, Seed, Seeds, Teacher,
                       Threads, Threshold, TimeCol, UsageError, UserCol, UsersFile, build_config, int_list,
                       name_list, parse_item_split, study_seeds)
 from .progress import FitProgress, note, show_messages
@@ -38,7 +38,7 @@ def fit(
     out: Annotated[Path, typer.Option("--out", help="Model directory to write.")] = Path("model"),
     items: ItemsFile = None, users: UsersFile = None, objective: Objective = None, epochs: Epochs = None,
     inner_steps: InnerSteps = None,
-    learner: Learner = None, learner_option: LearnerOptions = None, teacher: Teacher = None,
+    learner: Learner = None, learner_option: LearnerOptions = None, teacher: Teacher = None, priors: Priors = None,
     device: Device = None, seed: Seed = None, config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
     time_col: TimeCol = "timestamp",
@@ -67,7 +67,7 @@ def fit(
     with reported():
         check_target(out)
         cfg = build_config(config, learner_option, objective=objective, epochs=epochs, inner_steps=inner_steps,
-                           learner=learner, teacher=teacher, device=device, seed=seed)
+                           learner=learner, teacher=teacher, priors=priors, device=device, seed=seed)
         shard = init_from_env(cfg.device)
         quiet = quiet or (shard is not None and shard.rank > 0)  # one process speaks
         data = read_data(ratings, items, users, (user_col, item_col, rating_col, time_col), quiet, categorical=True)
@@ -83,7 +83,7 @@ def fit(
 
 @app.command()
 def upgrade(model: ModelDir = Path("model")) -> None:
-    """Re-save a model directory of an older format (4 or 5) in the current one, with checksums."""
+    """Re-save a model directory of an older format (4, 5 or 6) in the current one, with checksums."""
     from ..persist import upgrade_model
     with reported():
         upgrade_model(model)
@@ -170,14 +170,16 @@ def evaluate(
     new_fraction: NewFraction = 0.2, threshold: Threshold = 4.0,
     item_split: Annotated[Optional[str], typer.Option(help="COLUMN:CUTOFF, e.g. year:1997: MeLU's four scenarios, "
                                                       "items whose COLUMN >= CUTOFF being the new items.")] = None,
-    objective: Objective = None, epochs: Epochs = None, device: Device = None, seed: Seed = None,
-    seeds: Seeds = None,
+    objective: Objective = None, epochs: Epochs = None, priors: Priors = None, device: Device = None,
+    seed: Seed = None, seeds: Seeds = None,
     learners: Annotated[Optional[str], typer.Option(help="Several learners, comma-separated (e.g. maml,reptile): "
                                                     "each is fitted and scored; the first is `coldstart` in the "
                                                     "paired table.")] = None,
     teachers: Annotated[Optional[str], typer.Option(help="Teachers, comma-separated, of auto, als, ease, none (e.g. "
                                                     "none,ease): coldstart is fitted with each; the first is "
                                                     "`coldstart`, the others `coldstart:teacher=NAME`.")] = None,
+    ablations: Annotated[bool, typer.Option("--ablations", help="Also fit coldstart without time-aware episodes and "
+                                            "without the priors (coldstart:no-time, coldstart:no-priors).")] = False,
     learner_option: LearnerOptions = None, config: ConfigFile = None,
     user_col: UserCol = "user_id", item_col: ItemCol = "item_id", rating_col: RatingCol = "rating",
     time_col: TimeCol = "timestamp", threads: Threads = None, quiet: Quiet = False,
@@ -187,7 +189,8 @@ def evaluate(
     from ..evaluation import Protocol, default_systems, run_seeds
     from ..learners import learner_class
     with reported():
-        cfg = build_config(config, learner_option, objective=objective, epochs=epochs, device=device, seed=seed)
+        cfg = build_config(config, learner_option, objective=objective, epochs=epochs, priors=priors, device=device,
+                           seed=seed)
         seed_list = study_seeds(seed, seeds, cfg)
         learner_list, teacher_list = name_list(learners, "--learners"), name_list(teachers, "--teachers")
         for name in learner_list or []:  # every name (and its --learner-option's) checked before any fit
@@ -200,7 +203,8 @@ def evaluate(
         data = read_data(ratings, items, users, (user_col, item_col, rating_col, time_col), quiet, k=k)
         with FitProgress(quiet, per_epoch=False) as on_step:  # many fits: a line every 30 s, and one per system
             report = run_seeds(data, cfg, protocol, seed_list,
-                               lambda c: default_systems(c, on_step, learners=learner_list, teachers=teacher_list),
+                               lambda c: default_systems(c, on_step, learners=learner_list, teachers=teacher_list,
+                                                         ablations=ablations),
                                on_progress=lambda m: note(quiet, m))
         write_study(report, output, quiet)
 

@@ -60,6 +60,9 @@ LearnerOptions = Annotated[Optional[list[str]], typer.Option(
 Teacher = Annotated[Optional[str], typer.Option(help="auto (ease where it applies, up to 10,000 items), ease, als "
                                                 "or none: a warm model fitted on the training log guides "
                                                 "meta-training (config teacher_*)." + _default("teacher"))]
+Priors = Annotated[Optional[str], typer.Option(help="What a new user would get anyway, weighed per user by a learned "
+                                               "gate: some of recent, alltime, peers, ease (comma-separated), or "
+                                               "none." + _default("priors"))]
 Device = Annotated[Optional[str], typer.Option(help="auto, cpu or cuda." + _default("device"))]
 Seed = Annotated[Optional[int], typer.Option(help="Seed of every random draw (and of the split)." + _default("seed"))]
 Seeds = Annotated[Optional[str], typer.Option(help="Several seeds, comma-separated (instead of --seed): the whole "

@@ -45,8 +45,14 @@ System = Callable[[Dataset], dict]  # train data -> {name: fitted model}
 
 
 # --- systems ---------------------------------------------------------------------------------------------------
+ABLATIONS = {"coldstart:no-time": {"time_aware": False}, "coldstart:no-priors": {"priors": "none"}}
+"""coldstart without a part, each paired against the full model in the report (`--ablations`); without meta-learning
+it is the "network" system, always there."""
+
+
 def default_systems(config: Config, on_step: Callable | None = None, learners: list[str] | None = None,
-                    teachers: list[str] | None = None, finetune_steps: int = 5) -> list[System]:
+                    teachers: list[str] | None = None, finetune_steps: int = 5, ablations: bool = False
+                    ) -> list[System]:
     """coldstart, then the baselines: popularity (of all ratings, of liked ratings on rated data, of liked ratings
     over a recent window of the log when it has timestamps, and among users with the same features when there are
     user features), item mean + user offset, ALS fold-in, EASE fold-in, EASE blended with each popularity prior
@@ -59,14 +65,16 @@ def default_systems(config: Config, on_step: Callable | None = None, learners: l
     "coldstart:NAME". With `teachers` ("als", "ease" or "none"), the first learner is fitted once per teacher too:
     "coldstart" with the first, "coldstart:teacher=NAME" with the others.
 
+    With `ablations`, coldstart is also fitted without each part of ABLATIONS (time-aware episodes, the priors).
+
     "network+finetune" takes `finetune_steps` SGD steps; "liked" is `config.positive_rating` throughout."""
     names = learners or [config.learner]
     teacher_names = teachers or []
     if teacher_names:
         config = config.replace(teacher=teacher_names[0])  # "none" is Config's no teacher
 
-    def meta(system: str, learner: str, teacher: str | None) -> System:  # one system per fit: each timed alone
-        cfg = config.replace(learner=learner, teacher=teacher)
+    def meta(system: str, learner: str, teacher: str | None, **changes) -> System:  # one system per fit: each
+        cfg = config.replace(learner=learner, teacher=teacher, **changes)  #                      timed alone
         return lambda train: {system: ColdStartRecommender(cfg).fit(train, on_step=on_step)}
 
     def network(train: Dataset) -> dict:
@@ -87,7 +95,9 @@ def default_systems(config: Config, on_step: Callable | None = None, learners: l
     per_learner = [meta("coldstart" if j == 0 else f"coldstart:{name}", name, config.teacher)
                    for j, name in enumerate(names)]
     per_teacher = [meta(f"coldstart:teacher={name}", names[0], name) for name in teacher_names[1:]]
-    return [*per_learner, *per_teacher, simple, network]
+    parts = [meta(name, names[0], config.teacher, **changes) for name, changes in ABLATIONS.items()
+             if ablations and config.prior_channels()]
+    return [*per_learner, *per_teacher, *parts, simple, network]
 
 
 # --- metrics ---------------------------------------------------------------------------------------------------

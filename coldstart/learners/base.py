@@ -74,9 +74,9 @@ class Learner:
 
     # --- the inner loop ----------------------------------------------------------------------------------------
     def start(self, net: ColdStartNet, user_feats: EncodedFeatures, item_vecs: torch.Tensor,
-              support: ItemSet) -> Params:
-        """Each user's starting point of the inner loop."""
-        return net.user_params(user_feats, item_vecs, support)
+              support: ItemSet, times: torch.Tensor | None = None) -> Params:
+        """Each user's starting point of the inner loop; `times` (B,) when each support ended (None: now)."""
+        return net.user_params(user_feats, item_vecs, support, times)
 
     def inner_lr(self, net: ColdStartNet) -> float | dict[str, torch.Tensor]:
         return self.config.step_size()
@@ -92,16 +92,17 @@ class Learner:
         """`config.inner_steps` steps from `start`; detached (a value, no graph) unless `training`."""
         loss = self.support_loss(net, objective, proj, support, negatives, start)
         steps, lr, names = self.config.inner_steps, self.inner_lr(net), net.local_names()
+        scale = start.get("step")  # (B,) the gate's step size of each user, with priors
         if not training:
-            return adapt_detached(start, names, loss, steps, lr)
-        return adapt(start, names, loss, steps, lr, first_order=self.first_order)
+            return adapt_detached(start, names, loss, steps, lr, scale)
+        return adapt(start, names, loss, steps, lr, first_order=self.first_order, scale=scale)
 
     def adapted(self, net: ColdStartNet, objective: Objective, batch: TaskBatch, user_feats: EncodedFeatures,
                 negatives: Negatives, training: bool) -> tuple[Params, torch.Tensor]:
         """Each task's parameters after adaptation on its support, and the catalogue's (I, H) projection."""
         item_vecs = net.item_vectors()  # (I, Di)
         proj = net.item_projection(item_vecs)  # (I, H)
-        start = self.start(net, user_feats, item_vecs, batch.support)
+        start = self.start(net, user_feats, item_vecs, batch.support, batch.support_end)
         return self.adapt(net, objective, proj, batch.support, negatives, start, training), proj
 
     # --- the outer loop ----------------------------------------------------------------------------------------

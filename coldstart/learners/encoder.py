@@ -41,8 +41,8 @@ class Encoder(Learner):
                     p.zero_()
 
     def start(self, net: ColdStartNet, user_feats: EncodedFeatures, item_vecs: torch.Tensor,
-              support: ItemSet) -> Params:
-        params = net.user_params(user_feats, item_vecs, support)
+              support: ItemSet, times: torch.Tensor | None = None) -> Params:
+        params = net.user_params(user_feats, item_vecs, support, times)
         mask = support.mask.float().unsqueeze(-1)  # (B, S, 1)
         centred = ((support.ratings - net.rating_center) / net.rating_spread).unsqueeze(-1)  # (B, S, 1)
         pairs = torch.cat([item_vecs[support.items], centred], dim=-1)  # (B, S, Di + 1)

@@ -25,7 +25,7 @@ class Reptile(Learner):
         item_vecs = net.item_vectors()  # (I, Di)
         proj = net.item_projection(item_vecs)  # (I, H)
         task = _union(batch.support, batch.query)
-        start = self.start(net, user_feats, item_vecs, batch.support)
+        start = self.start(net, user_feats, item_vecs, batch.support, batch.support_end)
         adapted = self.adapt(net, objective, proj, task, negatives, start, training=True)
         names = net.local_names()
         steps = max(self.config.inner_steps, 1) * self.config.step_size()
