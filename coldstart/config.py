@@ -51,9 +51,10 @@ class Config:
     # --- priors the gate combines (priors.py) --------------------------------------------------------------
     priors: str = "recent,alltime,peers,ease"  # channels added to the network's score, each weighted per user by
     #                                           a gate that reads the task (shot count, ratings, features) and is
-    #                                           adapted with the head: liked popularity over the recent window and
-    #                                           over all time as of the task's time, among peers with the same
-    #                                           user features, and EASE fold-in of the support; "none": no gate
+    #                                           adapted with the head: liked popularity over the newest 3/10/30% of
+    #                                           the log and over all of it as of the task's time, among peers with
+    #                                           the same user features, and EASE fold-in of the support; "none": no
+    #                                           priors and no gate (the model of format 6)
     time_aware: bool = True  # training tasks read popularity as of when their support ended (False: the end of the
     #                          log, as a new user does)
     prior_l2: float | None = None  # EASE's ridge weight for the "ease" channel; None: chosen at fit on the newest

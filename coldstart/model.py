@@ -55,8 +55,10 @@ class FeatureEmbedding(nn.Module):
 
 class ColdStartNet(nn.Module):
     """MeLU-style network. score(u, i) = mlp_u(W_item item_vec(i) + W_user,u user_vec(u) + b_u) + exp(s_u) bias(i)
-    (+ global mean + offset(u) with objective "rating", where offset(u) is the user's shrunk mean residual over its
-    support ratings, as in the item-mean-with-offset baseline; its pseudo-count is meta-learned).
+    + sum_c mix_u,c prior_c(u, i) (+ global mean + offset(u) with objective "rating", where offset(u) is the user's
+    shrunk mean residual over its support ratings, as in the item-mean-with-offset baseline; its pseudo-count is
+    meta-learned). The priors (priors.py) are what a new user would get anyway; a small gate reads the task and gives
+    each user's starting weights mix_u and the size of its inner steps.
 
     The first layer is split into an item side W_item, shared by every user (so the catalogue's projection is
     computed once and reused by all users: scoring costs B x I x H x H2, not B x I x (Di + Du) x H), and a user side
@@ -123,7 +125,6 @@ class ColdStartNet(nn.Module):
                     p.zero_()
                 elif name == "log_user_shrinkage":
                     p.fill_(math.log(USER_SHRINKAGE))
-
                 else:
                     p.copy_(torch.randn(p.shape, generator=generator) * 0.1)
                     if "tables" in name:
@@ -207,7 +208,8 @@ class ColdStartNet(nn.Module):
     def task_summary(self, support: ItemSet, context: torch.Tensor) -> torch.Tensor:
         """(B, GATE_INPUTS) what the gate reads of each task: log(1 + shots), no shots at all, the mean and spread of
         the centred support ratings, whether the peers channel holds anything (user features), and the mean
-        popularity in the shortest recent window (standardised) of the support items (how mainstream the user is)."""
+        popularity in the shortest recent window (as the channel scales it) of the support items (how mainstream
+        the user is)."""
         mask = support.mask.float()  # (B, S)
         count = mask.sum(1)  # (B,)
         centred = (support.ratings - self.rating_center) / self.rating_spread * mask  # (B, S)

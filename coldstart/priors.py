@@ -21,12 +21,12 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from .features import OOV, PAD, EncodedFeatures, FeatureEncoder
+from .features import OOV, EncodedFeatures, FeatureEncoder
 from .tasks import ItemSet, UserLog
 
 RECENT_SHARES = (0.03, 0.1, 0.3)  # the recent windows, as shares of the log's rows
 LAYOUT = ("recent",) * len(RECENT_SHARES) + ("alltime", "peers", "ease")  # the prior of each channel
-PEERS, EASE = LAYOUT.index("peers"), LAYOUT.index("ease")
+PEERS = LAYOUT.index("peers")
 SNAPSHOTS = 32  # time quantiles of the log a training task's popularity is read at
 EASE_KEEP = 128  # weights kept per row of EASE's B (top-128 ranked validation users as the dense B did)
 L2_GRID = (1e2, 1e3, 1e4, 1e5, 1e6)  # EASE's ridge weights tried on validation users at fit
@@ -54,11 +54,11 @@ class Priors(nn.Module):
         self.n_token_fields = len(user_encoder.token_fields)
 
     def channels(self, feats: EncodedFeatures, support: ItemSet, times: torch.Tensor | None) -> torch.Tensor:
-        """(B, C, I) each user's standardised channels; `times` (B,) when each task's support ended (None, or +inf:
+        """(B, C, I) each user's channels, centred and scaled; `times` (B,) when each task's support ended (None, or +inf:
         a new user, met at the end of the log)."""
         pop = self.pop[self.slots(times, support.items.shape[0])]  # (B, W + 1, I)
         out = torch.cat([pop, self.peers(feats).unsqueeze(1), self.ease(support).unsqueeze(1)], dim=1)  # (B, C, I)
-        return standardise(out) * self.enabled.view(1, -1, 1)
+        return centre_scale(out) * self.enabled.view(1, -1, 1)
 
     def slots(self, times: torch.Tensor | None, b: int) -> torch.Tensor:
         """(B,) the snapshot of each task: the latest that ends at or before `times` (0 when none does)."""
@@ -89,7 +89,7 @@ class Priors(nn.Module):
         return out.scatter_add(1, rows.reshape(b, -1), weights.reshape(b, -1))
 
 
-def standardise(x: torch.Tensor) -> torch.Tensor:
+def centre_scale(x: torch.Tensor) -> torch.Tensor:
     """x (..., I) centred and divided by its largest size along its last axis, so within [-1, 1] whatever the
     prior's scale; constant rows become 0. (Not by the standard deviation: EASE's scores are so heavy-tailed that
     their top items lie dozens of deviations out, and a weight the inner loop moves by a step would jump the list.)"""

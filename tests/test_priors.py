@@ -10,8 +10,8 @@ import torch
 from coldstart import ColdStartRecommender
 from coldstart.ease import ease_weights
 from coldstart.features import FeatureEncoder
-from coldstart.priors import (LAYOUT, SNAPSHOTS, Priors, _fold_in, choose_l2, ease_rows, popularity_snapshots,
-                              snapshot_ends, standardise)
+from coldstart.priors import (LAYOUT, SNAPSHOTS, Priors, _fold_in, centre_scale, choose_l2, ease_rows,
+                              popularity_snapshots, snapshot_ends)
 from coldstart.tasks import ItemSet, UserLog
 from coldstart.train import sample
 from tests.conftest import TINY, support_of
@@ -95,9 +95,9 @@ def test_peers_are_the_liked_shares_of_users_with_the_same_features():
     assert channels[2].abs().sum() == 0  # an unknown value: no peers, nothing (its weight has nothing to weigh)
 
 
-def test_standardise_centres_scales_into_minus_1_1_and_leaves_a_silent_prior_at_0():
+def test_centre_scale_centres_scales_into_minus_1_1_and_leaves_a_silent_prior_at_0():
     x = torch.tensor([[1.0, 2.0, 3.0, 6.0], [2.0, 2.0, 2.0, 2.0]])
-    out = standardise(x)
+    out = centre_scale(x)
     torch.testing.assert_close(out[0], torch.tensor([-2.0, -1.0, 0.0, 3.0]) / 3.0)
     assert torch.equal(out[1], torch.zeros(4))
 

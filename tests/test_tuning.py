@@ -6,7 +6,6 @@ import math
 import shutil
 import subprocess
 import sys
-import tomllib
 
 import numpy as np
 import pandas as pd
