@@ -140,9 +140,7 @@ class Config:
                               f"starts the item-id embeddings), found {self.teacher!r}")
 
     def _check_priors(self) -> None:
-        names = self.prior_channels()
-        bad = [n for n in names if n not in PRIOR_CHANNELS]
-        if bad or not isinstance(self.priors, str):
+        if not isinstance(self.priors, str) or set(_prior_names(self.priors)) - set(PRIOR_CHANNELS):
             raise ConfigError(f"config field 'priors': expected 'none' or a comma-separated list of "
                               f"{', '.join(PRIOR_CHANNELS)}, found {self.priors!r}")
         if self.prior_l2 is not None:
@@ -152,11 +150,7 @@ class Config:
 
     def prior_channels(self) -> tuple[str, ...]:
         """The priors' channels in use, in PRIOR_CHANNELS order (none for "none" or "")."""
-        if not isinstance(self.priors, str):
-            return (str(self.priors),)
-        names = [n.strip() for n in self.priors.split(",") if n.strip() and n.strip() != "none"]
-        unknown = [n for n in names if n not in PRIOR_CHANNELS]
-        return tuple(unknown) if unknown else tuple(c for c in PRIOR_CHANNELS if c in names)
+        return tuple(c for c in PRIOR_CHANNELS if c in _prior_names(self.priors))
 
     def teacher_for(self, n_items: int, has_query_loss: bool = True) -> str:
         """The teacher a fit uses: `teacher`, or when it is "auto", EASE for the "implicit" objective with item ids,
@@ -219,6 +213,11 @@ class Config:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
         return cls.from_dict(values.get("coldstart", values), source=str(path))
+
+
+def _prior_names(priors: str) -> list[str]:
+    """The names of a `priors` setting ("recent, ease" -> ["recent", "ease"]; "none" names nothing)."""
+    return [n for n in (part.strip() for part in priors.split(",")) if n and n != "none"]
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -21,8 +21,10 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from .ease import ease_rows, fold_in
 from .features import OOV, EncodedFeatures, FeatureEncoder
-from .tasks import ItemSet, UserLog
+from .metrics import ranking_metrics
+from .tasks import ItemSet, UserLog, interactions
 
 RECENT_SHARES = (0.03, 0.1, 0.3)  # the recent windows, as shares of the log's rows
 LAYOUT = ("recent",) * len(RECENT_SHARES) + ("alltime", "peers", "ease")  # the prior of each channel
@@ -148,17 +150,6 @@ def popularity_snapshots(items: np.ndarray, times: np.ndarray | None, liked: np.
     return out
 
 
-def interactions(log: UserLog, n_items: int, rows: np.ndarray | None = None) -> sp.csr_matrix:
-    """(U, I) float32 CSR with 1 at every logged (user, item) (of the `rows` marked True, when given)."""
-    users = np.repeat(np.arange(log.n_users), log.lengths())  # (nnz,)
-    keep = np.ones(len(users), bool) if rows is None else rows
-    x = sp.csr_matrix((np.ones(keep.sum(), np.float32), (users[keep], log.items[keep])),
-                      shape=(log.n_users, n_items))
-    x.sum_duplicates()
-    x.data[:] = 1.0
-    return x
-
-
 def token_shares(tokens: torch.Tensor, liked: sp.csr_matrix, n_values: int) -> torch.Tensor:
     """(V, I) for each value of a token field, its users' liked counts over their total (PAD, OOV: 0)."""
     t = tokens.numpy()  # (U, T_f)
@@ -191,44 +182,6 @@ def _shares(counts: np.ndarray) -> np.ndarray:
     return np.divide(counts, total, out=np.zeros_like(counts, dtype=np.float64), where=total > 0)
 
 
-# --- EASE, pruned ----------------------------------------------------------------------------------------------------
-def ease_rows(x: sp.csr_matrix, l2: float, keep: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """EASE's B = I - P diag(P)^-1, P = (X^T X + l2 I)^-1, as its `keep` largest weights (by size) per row:
-    (I, K) columns and (I, K) weights. Rows are formed a block at a time: with fewer users than items through
-    Woodbury, P = (I - X^T K X) / l2 with K = (X X^T + l2 I)^-1, never an I x I inverse."""
-    n_items = x.shape[1]
-    keep = min(keep, n_items)
-    rows_of, diag = _p_rows(x, l2)
-    idx = np.zeros((n_items, keep), np.int64)
-    val = np.zeros((n_items, keep), np.float32)
-    for start in range(0, n_items, block):
-        stop = min(start + block, n_items)
-        b = -rows_of(start, stop) / diag  # (b, I): -P_ij / P_jj
-        b[np.arange(stop - start), np.arange(start, stop)] = 0.0
-        top = np.argpartition(-np.abs(b), keep - 1, axis=1)[:, :keep]  # (b, K)
-        idx[start:stop], val[start:stop] = top, np.take_along_axis(b, top, 1)
-    return idx, val
-
-
-def _p_rows(x: sp.csr_matrix, l2: float):
-    """(rows(start, stop) -> P[start:stop] (b, I), diag(P) (I,)) for P = (X^T X + l2 I)^-1."""
-    if x.shape[0] < x.shape[1]:  # Woodbury
-        dense = torch.from_numpy(x.toarray().astype(np.float64))  # (U, I)
-        gram = dense @ dense.T + l2 * torch.eye(x.shape[0], dtype=torch.float64)  # (U, U)
-        kx = torch.cholesky_solve(dense, torch.linalg.cholesky(gram))  # (U, I)
-        diag = ((1.0 - (dense * kx).sum(0)) / l2).numpy()  # (I,)
-
-        def rows(start: int, stop: int) -> np.ndarray:
-            eye = torch.zeros((stop - start, x.shape[1]), dtype=torch.float64)
-            eye[:, start:stop] = torch.eye(stop - start, dtype=torch.float64)
-            return ((eye - dense[:, start:stop].T @ kx) / l2).numpy()
-        return rows, diag
-    gram = torch.from_numpy((x.T @ x).toarray().astype(np.float64))
-    gram.diagonal().add_(l2)
-    p = torch.cholesky_inverse(torch.linalg.cholesky(gram)).numpy()  # (I, I)
-    return (lambda start, stop: p[start:stop]), np.diag(p).copy()
-
-
 def choose_l2(log: UserLog, first_time: np.ndarray | None, liked: np.ndarray, n_items: int,
               grid: tuple[float, ...] = L2_GRID, seed: int = 0) -> tuple[float, dict[float, float]]:
     """EASE's l2 of `grid` whose fold-in ranks best (mean nDCG@10) for the newest VALID_SHARE of the training users
@@ -249,31 +202,14 @@ def choose_l2(log: UserLog, first_time: np.ndarray | None, liked: np.ndarray, n_
     x = interactions(log, n_items, ~is_held[row_user])[~is_held]  # (U_kept, I)
     support = interactions(log, n_items, is_held[row_user] & (position < VALID_SHOTS))[held]  # (V, I)
     query = interactions(log, n_items, is_held[row_user] & (position >= VALID_SHOTS) & liked)[held]  # (V, I)
-    scores = {l2: _ndcg(_fold_in(x, support, l2), support, query) for l2 in grid}
+    scores = {l2: _ndcg(fold_in(x, support, l2), support, query) for l2 in grid}
     return max(scores, key=scores.get), scores
 
 
-def _fold_in(x: sp.csr_matrix, support: sp.csr_matrix, l2: float) -> np.ndarray:
-    """(V, I) exact EASE scores s B = s - (s P) diag(P)^-1 of the support rows, without forming B."""
-    s = support.toarray().astype(np.float64)  # (V, I)
-    if x.shape[0] < x.shape[1]:
-        dense = x.toarray().astype(np.float64)  # (U, I)
-        gram = torch.from_numpy(dense @ dense.T + l2 * np.eye(x.shape[0]))
-        kx = torch.cholesky_solve(torch.from_numpy(dense), torch.linalg.cholesky(gram)).numpy()  # (U, I)
-        diag = (1.0 - (dense * kx).sum(0)) / l2
-        sp_ = (s - (s @ dense.T) @ kx) / l2  # (V, I) = s P
-    else:
-        rows, diag = _p_rows(x, l2)
-        sp_ = s @ rows(0, x.shape[1])
-    return s - sp_ / diag
-
-
 def _ndcg(scores: np.ndarray, support: sp.csr_matrix, query: sp.csr_matrix, k: int = VALID_K) -> float:
+    """Mean nDCG@k of the (V, I) `scores`, support items left out, against the `query` items (users without one
+    are skipped; 0 when none has one)."""
     scores = np.where(support.toarray() > 0, -np.inf, scores)
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (V, k)
-    relevant = query.toarray() > 0
-    gains = np.take_along_axis(relevant, top, 1) / np.log2(np.arange(2, k + 2))  # (V, k)
-    n_rel = relevant.sum(1)
-    ideal = np.array([(1 / np.log2(np.arange(2, min(n, k) + 2))).sum() for n in n_rel])
-    ok = n_rel > 0
-    return float((gains.sum(1)[ok] / ideal[ok]).mean()) if ok.any() else 0.0
+    ndcg = ranking_metrics(top, query.tocsr(), k)["ndcg"]  # (V,), NaN without a query item
+    return float(np.nanmean(ndcg)) if np.isfinite(ndcg).any() else 0.0

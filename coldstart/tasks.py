@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 
@@ -49,6 +50,18 @@ class UserLog:
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
+
+
+def interactions(log: UserLog, n_items: int, rows: np.ndarray | None = None) -> sp.csr_matrix:
+    """(U, I) float32 CSR with 1 at every logged (user, item), of the log rows marked True in `rows` (nnz,) when
+    given; a repeated (user, item) counts once."""
+    users = np.repeat(np.arange(log.n_users), log.lengths())  # (nnz,)
+    keep = np.ones(len(users), bool) if rows is None else rows
+    x = sp.csr_matrix((np.ones(keep.sum(), np.float32), (users[keep], log.items[keep])),
+                      shape=(log.n_users, n_items))
+    x.sum_duplicates()
+    x.data[:] = 1.0
+    return x
 
 
 @dataclass(frozen=True)

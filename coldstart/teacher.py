@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .ease import training_scores
 from .model import ColdStartNet, Params
 from .objectives import _FILL, Negatives, own_negatives
-from .tasks import TaskBatch, UserLog
+from .tasks import TaskBatch, UserLog, interactions
 
 @dataclass(frozen=True)
 class Teacher:
@@ -47,15 +47,6 @@ def fit_teacher(name: str, log: UserLog, n_items: int, seed: int, rank: int = 64
     factors."""
     x = interactions(log, n_items)  # (U, I)
     return fit_als(x, seed) if name == "als" else fit_ease(x, seed, rank)
-
-
-def interactions(log: UserLog, n_items: int) -> sp.csr_matrix:
-    """(U, I) float32 CSR with 1 at every logged (user, item)."""
-    users = np.repeat(np.arange(log.n_users), log.lengths())  # (nnz,)
-    x = sp.csr_matrix((np.ones(len(users), np.float32), (users, log.items)), shape=(log.n_users, n_items))
-    x.sum_duplicates()
-    x.data[:] = 1.0  # a repeated (user, item) counts once
-    return x
 
 
 def fit_als(x: sp.csr_matrix, seed: int) -> Teacher:

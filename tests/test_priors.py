@@ -8,10 +8,10 @@ import scipy.sparse as sp
 import torch
 
 from coldstart import ColdStartRecommender
-from coldstart.ease import ease_weights
+from coldstart.ease import ease_rows, ease_weights, fold_in
 from coldstart.features import FeatureEncoder
-from coldstart.priors import (LAYOUT, SNAPSHOTS, Priors, _fold_in, centre_scale, choose_l2, ease_rows,
-                              popularity_snapshots, snapshot_ends)
+from coldstart.priors import (LAYOUT, SNAPSHOTS, Priors, centre_scale, choose_l2, popularity_snapshots,
+                              snapshot_ends)
 from coldstart.tasks import ItemSet, UserLog
 from coldstart.train import sample
 from tests.conftest import TINY, support_of
@@ -39,7 +39,7 @@ def test_ease_rows_are_eases_weights_and_keep_the_largest(shape):
 @pytest.mark.parametrize("shape", [(12, 30), (40, 15)], ids=["fewer users (Woodbury)", "more users"])
 def test_validation_fold_in_is_the_support_times_b(shape):
     x, support = random_interactions(*shape), random_interactions(5, shape[1], seed=1)
-    np.testing.assert_allclose(_fold_in(x, support, 3.0), support.toarray() @ ease_weights(x, 3.0), atol=1e-4)
+    np.testing.assert_allclose(fold_in(x, support, 3.0), support.toarray() @ ease_weights(x, 3.0), atol=1e-4)
 
 
 def test_popularity_is_read_as_of_each_snapshot_and_over_the_recent_window():
