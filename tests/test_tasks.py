@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from coldstart.tasks import UserLog, first_n_tasks, sample_tasks, support_batch
+from coldstart.tasks import UserLog, first_n_tasks, interactions, sample_tasks, support_batch
 
 
 def make_log(seed=0, n_users=20):
@@ -63,3 +63,10 @@ def test_support_batch_pads_users_in_row_order():
     assert batch.support_items.tolist() == [[8, 0, 0], [7, 9, 4], [0, 0, 0]]
     assert batch.support_mask.sum(1).tolist() == [1, 3, 0]
     assert batch.support_ratings[1].tolist() == [1.0, 3.0, 4.0]
+
+
+def test_interactions_count_a_repeated_pair_once_and_keep_only_the_rows_asked_for():
+    log = UserLog.from_arrays(np.array([0, 0, 0, 1]), np.array([2, 2, 1, 0]), np.full(4, 5.0, np.float32), 2)
+    np.testing.assert_array_equal(interactions(log, 3).toarray(), [[0, 1, 1], [1, 0, 0]])
+    rows = np.array([True, False, False, True])  # the log's rows: user 0's (2, 2, 1) then user 1's (0)
+    np.testing.assert_array_equal(interactions(log, 3, rows).toarray(), [[0, 0, 1], [1, 0, 0]])
